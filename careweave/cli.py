@@ -1,0 +1,195 @@
+"""The ``careweave`` command: serve, tenant, and the tools around them. It only calls system."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from careweave import __version__
+from careweave.errors import CareweaveError
+from careweave.settings import Settings, from_environment, to_environment
+from careweave.system import open_store
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9\-]{0,62}\Z")
+
+
+def storage_options(fn: F) -> F:
+    """--data and --database, shared by every command that opens the store."""
+    fn = click.option(
+        "--database",
+        default=None,
+        help="Database URL (default: SQLite in the data directory). Env: CAREWEAVE_DATABASE.",
+    )(fn)
+    fn = click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Data directory (default ./data). Env: CAREWEAVE_DATA_DIR.",
+    )(fn)
+    return fn
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return from_environment(overrides)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except CareweaveError as exc:
+        raise click.ClickException(exc.diagnostics or exc.meaning) from None
+
+
+def _with_store(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+    @wraps(fn)
+    def wrapper(data_dir: Path | None, database: str | None, **kwargs: Any) -> T:
+        settings = _settings(data_dir=data_dir, database=database)
+
+        async def run() -> T:
+            store = open_store(settings)
+            try:
+                return await fn(store, **kwargs)
+            finally:
+                await store.close()
+
+        return _run(run())
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="careweave")
+def main() -> None:
+    """careweave: a FHIR R4 backbone for health and care systems."""
+
+
+@main.command()
+@storage_options
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8080).")
+@click.option(
+    "--server",
+    type=click.Choice(["uvicorn", "granian"]),
+    default=None,
+    help="ASGI server (default uvicorn).",
+)
+@click.option("--base-url", default=None, help="Public base URL, if behind a proxy.")
+@click.option("--demo/--no-demo", default=None, help="Load demo data into an empty server.")
+@click.option("--access-log/--no-access-log", default=None, help="One log line per request.")
+def serve(
+    data_dir: Path | None,
+    database: str | None,
+    host: str | None,
+    port: int | None,
+    server: str | None,
+    base_url: str | None,
+    demo: bool | None,
+    access_log: bool | None,
+) -> None:
+    """Serve the FHIR API at http://HOST:PORT/fhir (other tenants at /t/NAME/fhir)."""
+    settings = _settings(
+        data_dir=data_dir,
+        database=database,
+        host=host,
+        port=port,
+        server=server,
+        base_url=base_url,
+        demo=demo,
+        access_log=access_log,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    os.environ.update(to_environment(settings))
+    base = f"http://{settings.host}:{settings.port}"
+    click.echo(f"careweave {__version__}: FHIR API at {base}/fhir  (metadata: {base}/fhir/metadata)")
+    click.echo(f"  other tenants at {base}/t/<name>/fhir; data in {settings.data_dir.resolve()}")
+    if settings.server == "granian":
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+
+        Granian(
+            "careweave.system:create_app",
+            address=settings.host,
+            port=settings.port,
+            interface=Interfaces.ASGI,
+            factory=True,
+            loop=Loops.uvloop,
+        ).serve()
+    else:
+        import uvicorn
+
+        uvicorn.run(
+            "careweave.system:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level=settings.log_level,
+            lifespan="on",
+        )
+
+
+@main.group()
+def tenant() -> None:
+    """Create, list and remove tenants (organisations sharing this deployment)."""
+
+
+@tenant.command("create")
+@storage_options
+@click.argument("name")
+@_with_store
+async def tenant_create(store: Any, name: str) -> None:
+    """Create tenant NAME, served at /t/NAME/fhir (at once, also by a running server)."""
+    if not _TENANT_NAME.match(name):
+        raise click.BadParameter("use lower-case letters, digits and hyphens (at most 63)", param_hint="NAME")
+    created = await store.create_tenant(name)
+    click.echo(f"created tenant {created.name}: /t/{created.name}/fhir")
+
+
+@tenant.command("list")
+@storage_options
+@_with_store
+async def tenant_list(store: Any) -> None:
+    """List the tenants."""
+    for t in await store.tenants():
+        path = "/fhir" if t.name == "default" else f"/t/{t.name}/fhir"
+        click.echo(f"{t.name}\t{path}")
+
+
+@tenant.command("remove")
+@storage_options
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_with_store
+async def tenant_remove(store: Any, name: str, yes: bool) -> None:
+    """Remove tenant NAME and every resource it holds."""
+    if name == "default":
+        raise click.ClickException("the default tenant cannot be removed")
+    if not yes and not click.confirm(f"Remove tenant {name} and all its data?"):
+        raise click.Abort()
+    if not await store.remove_tenant(name):
+        raise click.ClickException(f"no tenant called {name}")
+    click.echo(f"removed tenant {name}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

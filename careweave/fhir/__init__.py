@@ -1,0 +1,1 @@
+"""The FHIR R4 model: packaged definitions, element model, FHIRPath, validation (pure)."""

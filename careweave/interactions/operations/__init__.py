@@ -1,0 +1,38 @@
+"""FHIR operations ($name), one module each, registered in :data:`OPERATIONS`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from careweave.interactions.context import Services
+from careweave.interactions.operations.validate import validate
+from careweave.interactions.request import Request
+from careweave.interactions.result import Result
+
+__all__ = ["OPERATIONS", "Operation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str  # without the $
+    definition: str  # canonical URL of its OperationDefinition
+    levels: frozenset[str]  # system | type | instance
+    types: frozenset[str] | None  # None: every resource type
+    methods: frozenset[str]
+    handler: Callable[[Services, Request], Awaitable[Result]]
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation(
+            "validate",
+            "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+            frozenset({"type", "instance"}),
+            None,
+            frozenset({"POST", "GET"}),
+            validate,
+        ),
+    )
+}

@@ -1,0 +1,41 @@
+"""read: GET [base]/[type]/[id] (http.html#read)."""
+
+from __future__ import annotations
+
+from careweave.errors import error
+from careweave.interactions.common import check_id, check_type, etag
+from careweave.interactions.context import Services
+from careweave.interactions.request import Request
+from careweave.interactions.result import Result
+
+__all__ = ["read", "vread"]
+
+
+async def read(services: Services, request: Request) -> Result:
+    type_ = check_type(services, request.type)
+    id_ = check_id(request.id)
+    stored = await services.store.read(request.tenant, type_, id_)
+    if stored is None:
+        raise error("CW-2001", f"{type_}/{id_} is not known")
+    if stored.deleted:
+        gone = error("CW-2002", f"{type_}/{id_} was deleted (version {stored.version})")
+        raise gone
+    if_none_match = request.header("if-none-match")
+    if if_none_match is not None and if_none_match.strip() in (etag(stored.version), "*"):
+        return Result(304, None, etag(stored.version), stored.updated_ms)
+    return Result(200, stored.body, etag(stored.version), stored.updated_ms)
+
+
+async def vread(services: Services, request: Request) -> Result:
+    type_ = check_type(services, request.type)
+    id_ = check_id(request.id)
+    try:
+        version = int(request.version or "")
+    except ValueError:
+        raise error("CW-2003", f"{type_}/{id_} has no version {request.version!r}") from None
+    stored = await services.store.vread(request.tenant, type_, id_, version)
+    if stored is None:
+        raise error("CW-2003", f"{type_}/{id_} has no version {version}")
+    if stored.deleted:
+        raise error("CW-2002", f"version {version} of {type_}/{id_} is a deletion")
+    return Result(200, stored.body, etag(stored.version), stored.updated_ms)

@@ -1,0 +1,1 @@
+"""The HTTP adapter: an ASGI application translating HTTP to and from interactions."""

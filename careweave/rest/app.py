@@ -1,0 +1,271 @@
+"""The FHIR HTTP API as a plain ASGI application.
+
+Rules:
+1. ``/fhir/...`` serves the default tenant, ``/t/{tenant}/fhir/...`` any other; an unknown tenant is
+   404. Tenants are looked up per request, so one created while the server runs is served at once.
+2. This layer only translates: HTTP -> :class:`Request`, :func:`dispatch`, :class:`Result` -> HTTP.
+   It checks what only HTTP knows: body size (413), content types (415), Accept/_format (406).
+3. Anything else goes to ``fallback`` (the UI), or 404.
+4. The FHIR routes are a hand-written ASGI callable rather than a framework router: the read path
+   must stay close to a bare ASGI response (see docs/benchmarks.md); the UI uses Starlette.
+5. Nothing here logs a body, a query string or a header value: they may hold patient data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import orjson
+
+from careweave.errors import CareweaveError, error
+from careweave.fhir.model import http_date
+from careweave.interactions.context import Services
+from careweave.interactions.dispatch import dispatch
+from careweave.interactions.request import Request
+from careweave.interactions.result import Result, error_result
+from careweave.rest.negotiation import body_kind, response_type
+from careweave.store.base import Tenant
+
+__all__ = ["FhirApp"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("careweave.access")
+
+_WANTED_HEADERS = frozenset(
+    {
+        b"if-match",
+        b"if-none-exist",
+        b"if-none-match",
+        b"if-modified-since",
+        b"prefer",
+        b"content-type",
+        b"accept",
+        b"host",
+        b"content-length",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+    }
+)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class FhirApp:
+    """ASGI app: FHIR REST for every tenant, a health check, and a fallback for the rest."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        max_body_bytes: int,
+        base_url: str = "",
+        fallback: ASGIApp | None = None,
+        startup: Callable[[], Awaitable[None]] | None = None,
+        shutdown: Callable[[], Awaitable[None]] | None = None,
+        access_log: bool = False,
+    ) -> None:
+        self.services = services
+        self._max_body = max_body_bytes
+        self._base_url = base_url.rstrip("/")
+        self._fallback = fallback
+        self._startup = startup
+        self._shutdown = shutdown
+        self._access_log = access_log
+        self._default: Tenant | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif self._fallback is not None:
+            await self._fallback(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self._startup is not None:
+                        await self._startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._shutdown is not None:
+                    await self._shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path == "/fhir" or path.startswith("/fhir/"):
+            await self._fhir(scope, receive, send, None, path[5:], "/fhir")
+        elif path.startswith("/t/"):
+            name, _, rest = path[3:].partition("/")
+            if rest == "fhir" or rest.startswith("fhir/"):
+                await self._fhir(scope, receive, send, name, rest[4:], f"/t/{name}/fhir")
+            else:
+                await self._not_found(scope, receive, send)
+        elif path == "/health":
+            await _send(send, 200, b'{"status":"ok"}', [(b"content-type", b"application/json")])
+        else:
+            await self._not_found(scope, receive, send)
+
+    async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._fallback is not None:
+            await self._fallback(scope, receive, send)
+            return
+        result = error_result(error("CW-1012", f"nothing at {scope['path']}"))
+        await self._respond(send, result, "application/fhir+json", pretty=False)
+
+    async def _tenant(self, name: str | None) -> Tenant:
+        if name is None:
+            if self._default is None:
+                self._default = await self.services.store.tenant("default")
+            if self._default is None:
+                raise error("CW-4001", "the default tenant is missing")
+            return self._default
+        tenant = await self.services.store.tenant(unquote(name))
+        if tenant is None:
+            raise error("CW-4001", f"unknown tenant {unquote(name)!r}")
+        return tenant
+
+    async def _fhir(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        tenant_name: str | None,
+        rest: str,
+        prefix: str,
+    ) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED_HEADERS
+        }
+        query = scope.get("query_string", b"")
+        params = parse_qsl(query.decode("utf-8", "replace"), keep_blank_values=True) if query else []
+        pretty = _param(params, "_pretty") == "true"
+        media = "application/fhir+json"
+        try:
+            media = response_type(_param(params, "_format"), headers.get("accept"))
+            tenant = await self._tenant(tenant_name)
+            body = await self._body(scope, receive, headers, method)
+            is_search = rest.rstrip("/").endswith("/_search")
+            if body and method in _BODY_METHODS:
+                kind = body_kind(headers.get("content-type"), method, is_search)
+                if kind == "form":
+                    params = params + parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+                    body = None
+            request = Request(
+                tenant=tenant,
+                method=method,
+                params=tuple(params),
+                body=body,
+                headers=headers,
+                base_url=self._base(scope, headers) + prefix,
+                path=unquote(rest.lstrip("/")),
+            )
+            result = await dispatch(self.services, request)
+        except CareweaveError as exc:
+            result = error_result(exc)
+        await self._respond(send, result, media, pretty)
+        if self._access_log:
+            log.info(
+                "%s %s%s %d %.1fms",
+                method,
+                prefix,
+                rest.split("?")[0],
+                result.status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    async def _body(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], method: str
+    ) -> bytes | None:
+        if method not in _BODY_METHODS:
+            return None
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+            raise error("CW-1003", f"the body is larger than {self._max_body} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise error("CW-1003", f"the body is larger than {self._max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def _base(self, scope: Scope, headers: dict[str, str]) -> str:
+        if self._base_url:
+            return self._base_url
+        scheme = headers.get("x-forwarded-proto") or scope.get("scheme", "http")
+        host = headers.get("x-forwarded-host") or headers.get("host")
+        if not host:
+            server = scope.get("server") or ("localhost", 80)
+            host = f"{server[0]}:{server[1]}"
+        return f"{scheme}://{host}{scope.get('root_path', '')}"
+
+    async def _respond(self, send: Send, result: Result, media: str, pretty: bool) -> None:
+        headers = [(b"content-type", f"{media}; charset=utf-8".encode())]
+        if result.etag:
+            headers.append((b"etag", result.etag.encode()))
+        if result.last_modified_ms is not None:
+            headers.append((b"last-modified", http_date(result.last_modified_ms).encode()))
+        if result.location:
+            headers.append((b"location", result.location.encode()))
+        if result.content_location:
+            headers.append((b"content-location", result.content_location.encode()))
+        for name, value in result.headers.items():
+            headers.append((name.lower().encode(), value.encode()))
+        body = _encode(result.body, pretty)
+        if result.status in (204, 304):
+            body = b""
+        await _send(send, result.status, body, headers)
+
+
+def _param(params: list[tuple[str, str]], name: str) -> str | None:
+    for key, value in params:
+        if key == name:
+            return value
+    return None
+
+
+def _encode(body: dict[str, Any] | bytes | None, pretty: bool) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        if not pretty:
+            return body
+        return orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+    raw = orjson.dumps(body)
+    if pretty:
+        return orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2)
+    return raw
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,163 @@
+"""Settings: one table, loaded once into a frozen object.
+
+Rules:
+1. Every setting is a :class:`Setting` row in :data:`SETTINGS`: its field name, the environment
+   variable ``CAREWEAVE_<NAME>``, a default, a parser and a help text. ``docs/settings.md`` documents
+   every row (a test checks it).
+2. Precedence: explicit overrides (CLI options) > environment > a TOML file (``CAREWEAVE_CONFIG``) >
+   default. The result is a frozen :class:`Settings`; nothing reads ``os.environ`` elsewhere.
+3. This module imports nothing from careweave.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SETTINGS", "Setting", "Settings", "from_environment", "load_settings", "to_environment"]
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "CAREWEAVE_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", Path("data"), Path, "Directory for the embedded SQLite database and files."),
+    Setting(
+        "database",
+        "",
+        str,
+        "Database URL. Empty: SQLite in data_dir. postgresql://... selects PostgreSQL.",
+    ),
+    Setting("host", "127.0.0.1", str, "Address the HTTP server listens on."),
+    Setting("port", 8080, int, "Port the HTTP server listens on."),
+    Setting(
+        "server",
+        "uvicorn",
+        _choice("uvicorn", "granian"),
+        "ASGI server that runs the HTTP API (see docs/benchmarks.md for the measured choice).",
+    ),
+    Setting(
+        "base_url",
+        "",
+        str,
+        "Public base URL (e.g. https://fhir.example.org). Empty: derived from each request's Host.",
+    ),
+    Setting("max_body_bytes", 64 * 1024 * 1024, int, "Largest request body accepted (413 above)."),
+    Setting("default_count", 20, int, "Page size when a search or history does not give _count."),
+    Setting("max_count", 1000, int, "Largest page size a client may ask for with _count."),
+    Setting(
+        "sqlite_synchronous",
+        "FULL",
+        _choice("OFF", "NORMAL", "FULL", "EXTRA"),
+        "SQLite synchronous mode. FULL survives power loss; NORMAL survives a process crash.",
+    ),
+    Setting(
+        "group_commit_max",
+        256,
+        int,
+        "Most writes the SQLite writer commits together in one transaction (group commit).",
+    ),
+    Setting("reader_threads", 4, int, "Threads running searches against the database."),
+    Setting("demo", False, _bool, "Load the demo data set into an empty default tenant on start."),
+    Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Logging level."),
+    Setting("access_log", False, _bool, "Log one line per HTTP request (method, path, status, time)."),
+    Setting(
+        "cursor_secret",
+        "",
+        str,
+        "Secret that signs paging cursors. Empty: a random secret kept in data_dir.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    server: str = "uvicorn"
+    base_url: str = ""
+    max_body_bytes: int = 64 * 1024 * 1024
+    default_count: int = 20
+    max_count: int = 1000
+    sqlite_synchronous: str = "FULL"
+    group_commit_max: int = 256
+    reader_threads: int = 4
+    demo: bool = False
+    log_level: str = "info"
+    access_log: bool = False
+    cursor_secret: str = ""
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced; ``None`` values are ignored (unset CLI options)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Settings from a TOML file (``CAREWEAVE_CONFIG``), the environment, then ``overrides``."""
+    by_name = {s.name: s for s in SETTINGS}
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    config_file = environ.get("CAREWEAVE_CONFIG")
+    if config_file:
+        with open(config_file, "rb") as f:
+            for key, raw in tomllib.load(f).items():
+                if key not in by_name:
+                    raise ValueError(f"{config_file}: unknown setting {key!r}")
+                values[key] = by_name[key].parse(str(raw)) if isinstance(raw, str) else raw
+    for setting in SETTINGS:
+        if setting.env in environ:
+            try:
+                values[setting.name] = setting.parse(environ[setting.env])
+            except ValueError as exc:
+                raise ValueError(f"{setting.env}: {exc}") from exc
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    names = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in names})
+
+
+def from_environment(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Settings from this process's environment (the one place that reads it)."""
+    return load_settings(os.environ, overrides)
+
+
+def to_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that reproduce ``settings`` (for server worker processes)."""
+    out: dict[str, str] = {}
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        out[setting.env] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out

@@ -1,0 +1,169 @@
+"""The storage interface: what every backend (SQLite, PostgreSQL) provides.
+
+Rules:
+1. Every method takes the :class:`Tenant`; no backend statement runs without the tenant predicate.
+2. Writes run as a function over a :class:`Transaction` inside :meth:`Store.write`: the function sees
+   a serial, isolated view (the backend serialises writers), and either everything it wrote commits
+   or nothing does. ``write`` returns only after the commit is durable: an acknowledged write is never
+   lost.
+3. Each stored version appends one row to the change log (history) in the same transaction. Its
+   sequence number is monotonic and gap-free for readers; it is the outbox events read.
+4. The versioning rules (version numbers, meta stamping, conditional semantics) are written once, over
+   this interface, in ``store/writes.py``; backends only store rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from careweave.search.index import IndexRows
+from careweave.search.plan import QueryPlan
+
+__all__ = [
+    "Change",
+    "HistoryPage",
+    "HistoryQuery",
+    "NewVersion",
+    "SearchPage",
+    "Store",
+    "StoredResource",
+    "Tenant",
+    "Transaction",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """An organisation sharing the deployment. ``key`` is the storage key carried by every row."""
+
+    key: int
+    name: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        return self.settings.get(name, default)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """One version of a resource as stored: ``body`` is its JSON bytes (meta included), or None
+    when this version is a deletion."""
+
+    type: str
+    id: str
+    version: int
+    updated_ms: int
+    deleted: bool
+    body: bytes | None
+    method: str = ""  # POST | PUT | PATCH | DELETE (history entries)
+    seq: int = 0  # change-log sequence number of this version
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """A version to append: computed by store/writes.py, stored verbatim by a backend."""
+
+    type: str
+    id: str
+    version: int
+    updated_ms: int
+    deleted: bool
+    body: bytes | None
+    method: str
+    index: IndexRows | None  # None for deletions (index rows are removed)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    type: str | None = None
+    id: str | None = None
+    since_ms: int | None = None
+    at_ms: int | None = None  # _at: versions current at that instant (not yet used)
+    count: int = 20
+    before_seq: int | None = None  # paging cursor: only entries older than this sequence number
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: Sequence[StoredResource]
+    total: int | None
+    next_before_seq: int | None  # cursor for the next (older) page, None on the last page
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """Matches of a search: current versions, in the plan's order, and the includes."""
+
+    matches: Sequence[StoredResource]
+    includes: Sequence[StoredResource]
+    total: int | None
+    next_cursor: Sequence[Any] | None  # keyset position after the last match, None on the last page
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed change-log entry, as the outbox feed yields it."""
+
+    seq: int
+    tenant: int
+    type: str
+    id: str
+    version: int
+    updated_ms: int
+    method: str
+    body: bytes | None
+
+
+class Transaction(Protocol):
+    """A serialised write transaction. Methods are synchronous: they run on the backend's writer."""
+
+    tenant: Tenant
+    now_ms: int
+
+    def current(self, type: str, id: str) -> StoredResource | None:
+        """The current version (a deletion tombstone included), or None if never stored."""
+        ...
+
+    def append(self, version: NewVersion) -> StoredResource:
+        """Store a new version: current row, history row, index rows (replacing the old ones)."""
+        ...
+
+    def search_ids(self, plan: QueryPlan, limit: int) -> list[tuple[str, str]]:
+        """(type, id) of current, non-deleted resources matching the plan, at most ``limit``."""
+        ...
+
+
+class Store(Protocol):
+    """A tenant-aware FHIR resource store. Implementations: store.sql.sqlite (and postgres)."""
+
+    async def read(self, tenant: Tenant, type: str, id: str) -> StoredResource | None: ...
+
+    async def vread(self, tenant: Tenant, type: str, id: str, version: int) -> StoredResource | None: ...
+
+    async def history(self, tenant: Tenant, query: HistoryQuery) -> HistoryPage: ...
+
+    async def search(self, tenant: Tenant, plan: QueryPlan) -> SearchPage: ...
+
+    async def write(self, tenant: Tenant, fn: Callable[[Transaction], T]) -> T: ...
+
+    async def changes(self, after_seq: int, limit: int) -> list[Change]: ...
+
+    # tenants
+    async def tenant(self, name: str) -> Tenant | None: ...
+
+    async def tenants(self) -> list[Tenant]: ...
+
+    async def create_tenant(self, name: str, settings: Mapping[str, Any] | None = None) -> Tenant: ...
+
+    async def remove_tenant(self, name: str) -> bool: ...
+
+    async def update_tenant_settings(self, name: str, settings: Mapping[str, Any]) -> Tenant: ...
+
+    async def close(self) -> None: ...
+
+
+Runner = Callable[[Callable[[], T]], Awaitable[T]]

@@ -1,0 +1,107 @@
+"""Table definitions and numbered migrations for the SQLite backend.
+
+Rules:
+1. Every table that holds tenant data has a ``tid`` column; every index on such a table leads with it.
+2. Migrations are numbered and append-only; ``user_version`` records the last one applied.
+3. Index tables reference resources by ``rk`` (the resource row key) and hold current versions only;
+   history rows keep every version's body.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "TENANT_TABLES"]
+
+# Tables whose rows belong to a tenant (removed with it; scoped by tid in every statement).
+TENANT_TABLES = (
+    "resource",
+    "history",
+    "ix_token",
+    "ix_token_text",
+    "ix_string",
+    "ix_reference",
+    "ix_date",
+    "ix_number",
+    "ix_quantity",
+    "ix_uri",
+    "ix_composite",
+)
+
+_V1 = """
+CREATE TABLE tenant (
+    tid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    settings BLOB NOT NULL DEFAULT '{}'
+);
+CREATE TABLE param (
+    pid INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE
+);
+CREATE TABLE resource (
+    rk INTEGER PRIMARY KEY,
+    tid INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    body BLOB
+);
+CREATE UNIQUE INDEX resource_key ON resource (tid, type, id);
+CREATE INDEX resource_updated ON resource (tid, type, updated_ms);
+CREATE TABLE history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tid INTEGER NOT NULL,
+    rk INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    body BLOB
+);
+CREATE UNIQUE INDEX history_version ON history (rk, version);
+CREATE INDEX history_tenant ON history (tid, seq);
+CREATE INDEX history_type ON history (tid, type, seq);
+CREATE TABLE ix_token (tid INTEGER NOT NULL, pid INTEGER NOT NULL, system TEXT, code TEXT,
+                       rk INTEGER NOT NULL);
+CREATE INDEX ix_token_code ON ix_token (tid, pid, code, system);
+CREATE INDEX ix_token_rk ON ix_token (rk);
+CREATE TABLE ix_token_text (tid INTEGER NOT NULL, pid INTEGER NOT NULL, text TEXT NOT NULL,
+                            rk INTEGER NOT NULL);
+CREATE INDEX ix_token_text_v ON ix_token_text (tid, pid, text);
+CREATE INDEX ix_token_text_rk ON ix_token_text (rk);
+CREATE TABLE ix_string (tid INTEGER NOT NULL, pid INTEGER NOT NULL, norm TEXT NOT NULL,
+                        exact TEXT NOT NULL, rk INTEGER NOT NULL);
+CREATE INDEX ix_string_v ON ix_string (tid, pid, norm);
+CREATE INDEX ix_string_rk ON ix_string (rk);
+CREATE TABLE ix_reference (tid INTEGER NOT NULL, pid INTEGER NOT NULL, target_type TEXT,
+                           target_id TEXT, url TEXT, rk INTEGER NOT NULL);
+CREATE INDEX ix_reference_v ON ix_reference (tid, pid, target_id, target_type);
+CREATE INDEX ix_reference_url ON ix_reference (tid, pid, url);
+CREATE INDEX ix_reference_rk ON ix_reference (rk);
+CREATE TABLE ix_date (tid INTEGER NOT NULL, pid INTEGER NOT NULL, lo INTEGER NOT NULL,
+                      hi INTEGER NOT NULL, rk INTEGER NOT NULL);
+CREATE INDEX ix_date_lo ON ix_date (tid, pid, lo);
+CREATE INDEX ix_date_hi ON ix_date (tid, pid, hi);
+CREATE INDEX ix_date_rk ON ix_date (rk);
+CREATE TABLE ix_number (tid INTEGER NOT NULL, pid INTEGER NOT NULL, lo REAL NOT NULL,
+                        hi REAL NOT NULL, rk INTEGER NOT NULL);
+CREATE INDEX ix_number_v ON ix_number (tid, pid, lo);
+CREATE INDEX ix_number_rk ON ix_number (rk);
+CREATE TABLE ix_quantity (tid INTEGER NOT NULL, pid INTEGER NOT NULL, system TEXT, code TEXT,
+                          lo REAL NOT NULL, hi REAL NOT NULL, rk INTEGER NOT NULL);
+CREATE INDEX ix_quantity_v ON ix_quantity (tid, pid, code, lo);
+CREATE INDEX ix_quantity_rk ON ix_quantity (rk);
+CREATE TABLE ix_uri (tid INTEGER NOT NULL, pid INTEGER NOT NULL, uri TEXT NOT NULL,
+                     rk INTEGER NOT NULL);
+CREATE INDEX ix_uri_v ON ix_uri (tid, pid, uri);
+CREATE INDEX ix_uri_rk ON ix_uri (rk);
+CREATE TABLE ix_composite (tid INTEGER NOT NULL, pid INTEGER NOT NULL, value TEXT NOT NULL,
+                           rk INTEGER NOT NULL);
+CREATE INDEX ix_composite_v ON ix_composite (tid, pid, value);
+CREATE INDEX ix_composite_rk ON ix_composite (rk);
+INSERT INTO tenant (tid, name, created_ms, settings) VALUES (1, 'default', 0, '{}');
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)

@@ -1,0 +1,439 @@
+"""The SQLite backend: WAL, one writer thread with group commit, a reader connection per thread.
+
+Rules:
+1. Point reads (read, vread) run on the calling thread's own reader connection: they take
+   microseconds and a thread hop would cost more. Searches and history run on a reader pool.
+2. All writes run on the :class:`~careweave.store.sql.writer.Writer` thread.
+3. SQL text lives here and in ``compile.py``; every statement on a tenant table carries ``tid = ?``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from careweave.errors import error
+from careweave.search.index import IndexRows
+from careweave.search.plan import QueryPlan
+from careweave.store.base import (
+    Change,
+    HistoryPage,
+    HistoryQuery,
+    NewVersion,
+    SearchPage,
+    StoredResource,
+    Tenant,
+    Transaction,
+)
+from careweave.store.sql.compile import compile_ids
+from careweave.store.sql.schema import MIGRATIONS, TENANT_TABLES
+from careweave.store.sql.writer import Writer
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+
+_READ = "SELECT version, updated_ms, deleted, body FROM resource WHERE tid = ? AND type = ? AND id = ?"
+_VREAD = (
+    "SELECT h.version, h.updated_ms, h.body IS NULL, h.body, h.method, h.seq FROM history h "
+    "JOIN resource r ON r.rk = h.rk "
+    "WHERE r.tid = ? AND r.type = ? AND r.id = ? AND h.tid = ? AND h.version = ?"
+)
+_CURRENT = "SELECT rk, version, updated_ms, deleted, body FROM resource WHERE tid = ? AND type = ? AND id = ?"
+_INSERT_RESOURCE = (
+    "INSERT INTO resource (tid, type, id, version, updated_ms, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_RESOURCE = (
+    "UPDATE resource SET version = ?, updated_ms = ?, deleted = ?, body = ? WHERE tid = ? AND rk = ?"
+)
+_INSERT_HISTORY = (
+    "INSERT INTO history (tid, rk, type, id, version, updated_ms, method, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INDEX_INSERTS: dict[str, str] = {
+    "tokens": "INSERT INTO ix_token (tid, pid, system, code, rk) VALUES (?, ?, ?, ?, ?)",
+    "token_texts": "INSERT INTO ix_token_text (tid, pid, text, rk) VALUES (?, ?, ?, ?)",
+    "strings": "INSERT INTO ix_string (tid, pid, norm, exact, rk) VALUES (?, ?, ?, ?, ?)",
+    "references": (
+        "INSERT INTO ix_reference (tid, pid, target_type, target_id, url, rk) VALUES (?, ?, ?, ?, ?, ?)"
+    ),
+    "dates": "INSERT INTO ix_date (tid, pid, lo, hi, rk) VALUES (?, ?, ?, ?, ?)",
+    "numbers": "INSERT INTO ix_number (tid, pid, lo, hi, rk) VALUES (?, ?, ?, ?, ?)",
+    "quantities": (
+        "INSERT INTO ix_quantity (tid, pid, system, code, lo, hi, rk) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "uris": "INSERT INTO ix_uri (tid, pid, uri, rk) VALUES (?, ?, ?, ?)",
+    "composites": "INSERT INTO ix_composite (tid, pid, value, rk) VALUES (?, ?, ?, ?)",
+}
+_INDEX_DELETES = tuple(
+    f"DELETE FROM {table} WHERE rk = ? AND tid = ?" for table in TENANT_TABLES if table[:3] == "ix_"
+)
+_HISTORY_COLUMNS = "h.type, h.id, h.version, h.updated_ms, h.body IS NULL, h.body, h.method, h.seq"
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Params:
+    """Search parameter keys -> storage ids (``param.pid``), cached; new keys inserted by the writer."""
+
+    def __init__(self) -> None:
+        self._pids: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, conn: sqlite3.Connection, key: str) -> int | None:
+        pid = self._pids.get(key)
+        if pid is None:
+            row = conn.execute("SELECT pid FROM param WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                pid = row[0]
+        return pid
+
+    def ensure(self, conn: sqlite3.Connection, key: str, pending: dict[str, int]) -> int:
+        pid = self._pids.get(key) or pending.get(key)
+        if pid is None:
+            row = conn.execute("SELECT pid FROM param WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                cur = conn.execute("INSERT INTO param (key) VALUES (?)", (key,))
+                pid = int(cur.lastrowid or 0)
+            else:
+                pid = int(row[0])
+            pending[key] = pid
+        return pid
+
+    def remember(self, pending: Mapping[str, int]) -> None:
+        with self._lock:
+            self._pids.update(pending)
+
+    def load(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._pids.update(conn.execute("SELECT key, pid FROM param"))
+
+
+class SqliteTransaction(Transaction):
+    """One write job's view of the database, on the writer thread."""
+
+    def __init__(self, conn: sqlite3.Connection, tenant: Tenant, now_ms: int, params: _Params) -> None:
+        self.conn = conn
+        self.tenant = tenant
+        self.now_ms = now_ms
+        self._params = params
+        self._rks: dict[tuple[str, str], int] = {}
+        self.pending_params: dict[str, int] = {}
+
+    def current(self, type: str, id: str) -> StoredResource | None:
+        row = self.conn.execute(_CURRENT, (self.tenant.key, type, id)).fetchone()
+        if row is None:
+            return None
+        rk, version, updated_ms, deleted, body = row
+        self._rks[(type, id)] = rk
+        return StoredResource(type, id, version, updated_ms, bool(deleted), body)
+
+    def append(self, version: NewVersion) -> StoredResource:
+        tid = self.tenant.key
+        rk = self._rks.get((version.type, version.id))
+        if rk is None and self.current(version.type, version.id) is not None:
+            rk = self._rks[(version.type, version.id)]
+        conn = self.conn
+        if rk is None:
+            cur = conn.execute(
+                _INSERT_RESOURCE,
+                (
+                    tid,
+                    version.type,
+                    version.id,
+                    version.version,
+                    version.updated_ms,
+                    int(version.deleted),
+                    version.body,
+                ),
+            )
+            rk = int(cur.lastrowid or 0)
+            self._rks[(version.type, version.id)] = rk
+        else:
+            conn.execute(
+                _UPDATE_RESOURCE,
+                (version.version, version.updated_ms, int(version.deleted), version.body, tid, rk),
+            )
+            for statement in _INDEX_DELETES:
+                conn.execute(statement, (rk, tid))
+        cur = conn.execute(
+            _INSERT_HISTORY,
+            (
+                tid,
+                rk,
+                version.type,
+                version.id,
+                version.version,
+                version.updated_ms,
+                version.method,
+                version.body,
+            ),
+        )
+        if version.index is not None:
+            self._insert_index(rk, version.index)
+        return StoredResource(
+            version.type,
+            version.id,
+            version.version,
+            version.updated_ms,
+            version.deleted,
+            version.body,
+            version.method,
+            int(cur.lastrowid or 0),
+        )
+
+    def _insert_index(self, rk: int, rows: IndexRows) -> None:
+        tid = self.tenant.key
+        for attr, statement in _INDEX_INSERTS.items():
+            values = getattr(rows, attr)
+            if values:
+                self.conn.executemany(
+                    statement,
+                    [(tid, self._pid(v[0]), *v[1:], rk) for v in values],
+                )
+
+    def _pid(self, key: str) -> int:
+        return self._params.ensure(self.conn, key, self.pending_params)
+
+    def search_ids(self, plan: QueryPlan, limit: int) -> list[tuple[str, str]]:
+        compiled = compile_ids(plan, self.tenant.key, lambda key: self._params.lookup(self.conn, key), limit)
+        return [(t, i) for t, i in self.conn.execute(compiled.sql, compiled.params)]
+
+
+class SqliteStore:
+    """A :class:`~careweave.store.base.Store` over one SQLite file (all tenants)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        group_commit_max: int = 256,
+        reader_threads: int = 4,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._clock = clock
+        self._last_ms = 0
+        self._local = threading.local()
+        self._params = _Params()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = Writer(self._connect_writer, max_batch=group_commit_max)
+        self._pool = ThreadPoolExecutor(reader_threads, thread_name_prefix="careweave-read")
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._params.load(self._reader())
+
+    # -- connections ----------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA mmap_size = 268435456")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        return conn
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        _migrate(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = 1")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    async def _in_pool(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    # -- reads ----------------------------------------------------------------------------------
+    async def read(self, tenant: Tenant, type: str, id: str) -> StoredResource | None:
+        row = self._reader().execute(_READ, (tenant.key, type, id)).fetchone()
+        if row is None:
+            return None
+        version, updated_ms, deleted, body = row
+        return StoredResource(type, id, version, updated_ms, bool(deleted), body)
+
+    async def vread(self, tenant: Tenant, type: str, id: str, version: int) -> StoredResource | None:
+        row = self._reader().execute(_VREAD, (tenant.key, type, id, tenant.key, version)).fetchone()
+        if row is None:
+            return None
+        v, updated_ms, deleted, body, method, seq = row
+        return StoredResource(type, id, v, updated_ms, bool(deleted), body, method, seq)
+
+    async def history(self, tenant: Tenant, query: HistoryQuery) -> HistoryPage:
+        return await self._in_pool(lambda: self._history(tenant, query))
+
+    def _history(self, tenant: Tenant, query: HistoryQuery) -> HistoryPage:
+        conn = self._reader()
+        params: list[Any] = [tenant.key]
+        where = ["h.tid = ?"]
+        if query.type is not None:
+            where.append("h.type = ?")
+            params.append(query.type)
+        if query.id is not None:
+            where.append("h.id = ?")
+            params.append(query.id)
+        if query.since_ms is not None:
+            where.append("h.updated_ms >= ?")
+            params.append(query.since_ms)
+        conn.execute("BEGIN")
+        try:
+            total = None
+            if query.id is not None:
+                total = conn.execute(
+                    f"SELECT count(*) FROM history h WHERE {' AND '.join(where)}", params
+                ).fetchone()[0]
+            if query.before_seq is not None:
+                where.append("h.seq < ?")
+                params.append(query.before_seq)
+            rows = conn.execute(
+                f"SELECT {_HISTORY_COLUMNS} FROM history h WHERE {' AND '.join(where)} "
+                "ORDER BY h.seq DESC LIMIT ?",
+                [*params, query.count + 1],
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        entries = [StoredResource(t, i, v, u, bool(d), b, m, s) for t, i, v, u, d, b, m, s in rows]
+        more = len(entries) > query.count
+        entries = entries[: query.count]
+        return HistoryPage(entries, total, entries[-1].seq if more and entries else None)
+
+    async def search(self, tenant: Tenant, plan: QueryPlan) -> SearchPage:
+        def run() -> SearchPage:
+            conn = self._reader()
+            compiled = compile_ids(plan, tenant.key, lambda key: self._params.lookup(conn, key), plan.count)
+            keys = conn.execute(compiled.sql, compiled.params).fetchall()
+            matches = []
+            for type, id in keys:
+                row = conn.execute(_READ, (tenant.key, type, id)).fetchone()
+                if row is not None:
+                    matches.append(StoredResource(type, id, row[0], row[1], bool(row[2]), row[3]))
+            return SearchPage(matches, [], None, None)
+
+        return await self._in_pool(run)
+
+    async def changes(self, after_seq: int, limit: int) -> list[Change]:
+        def run() -> list[Change]:
+            rows = self._reader().execute(
+                "SELECT seq, tid, type, id, version, updated_ms, method, body FROM history "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            )
+            return [Change(*row) for row in rows]
+
+        return await self._in_pool(run)
+
+    # -- writes ---------------------------------------------------------------------------------
+    async def write(self, tenant: Tenant, fn: Callable[[Transaction], T]) -> T:
+        return await asyncio.wrap_future(self.submit(tenant, fn))
+
+    def submit(self, tenant: Tenant, fn: Callable[[Transaction], T]) -> Any:
+        """Queue a write job; returns a concurrent.futures.Future (for synchronous callers)."""
+
+        def job(conn: sqlite3.Connection) -> T:
+            tx = SqliteTransaction(conn, tenant, self._now(), self._params)
+            result = fn(tx)
+            self._params.remember(tx.pending_params)
+            return result
+
+        return self._writer.submit(job)
+
+    def _now(self) -> int:
+        now = max(self._clock(), self._last_ms)
+        self._last_ms = now
+        return now
+
+    # -- tenants --------------------------------------------------------------------------------
+    async def tenant(self, name: str) -> Tenant | None:
+        row = (
+            self._reader()
+            .execute("SELECT tid, name, settings FROM tenant WHERE name = ?", (name,))
+            .fetchone()
+        )
+        return None if row is None else Tenant(row[0], row[1], orjson.loads(row[2]))
+
+    async def tenants(self) -> list[Tenant]:
+        rows = self._reader().execute("SELECT tid, name, settings FROM tenant ORDER BY tid")
+        return [Tenant(tid, name, orjson.loads(settings)) for tid, name, settings in rows]
+
+    async def create_tenant(self, name: str, settings: Mapping[str, Any] | None = None) -> Tenant:
+        body = orjson.dumps(dict(settings or {}))
+
+        def run(conn: sqlite3.Connection) -> Tenant:
+            if conn.execute("SELECT 1 FROM tenant WHERE name = ?", (name,)).fetchone():
+                raise error("CW-4002", f"tenant {name!r} exists already")
+            cur = conn.execute(
+                "INSERT INTO tenant (name, created_ms, settings) VALUES (?, ?, ?)",
+                (name, self._clock(), body),
+            )
+            return Tenant(int(cur.lastrowid or 0), name, orjson.loads(body))
+
+        return await asyncio.wrap_future(self._writer.submit(run))
+
+    async def update_tenant_settings(self, name: str, settings: Mapping[str, Any]) -> Tenant:
+        body = orjson.dumps(dict(settings))
+
+        def run(conn: sqlite3.Connection) -> Tenant:
+            cur = conn.execute("UPDATE tenant SET settings = ? WHERE name = ?", (body, name))
+            if cur.rowcount == 0:
+                raise error("CW-4001", f"no tenant {name!r}")
+            tid = conn.execute("SELECT tid FROM tenant WHERE name = ?", (name,)).fetchone()[0]
+            return Tenant(tid, name, orjson.loads(body))
+
+        return await asyncio.wrap_future(self._writer.submit(run))
+
+    async def remove_tenant(self, name: str) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT tid FROM tenant WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return False
+            for table in TENANT_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE tid = ?", (row[0],))
+            conn.execute("DELETE FROM tenant WHERE tid = ?", (row[0],))
+            return True
+
+        return bool(await asyncio.wrap_future(self._writer.submit(run)))
+
+    async def close(self) -> None:
+        self._writer.close()
+        self._pool.shutdown(wait=True)
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the numbered migrations this database has not seen, each in its own transaction."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS, start=1):
+        if number <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
