@@ -116,6 +116,7 @@ class ElementModel:
     _children: dict[str, dict[str, Element]] = field(default_factory=dict)
     _json_keys: dict[str, dict[str, tuple[Element, str]]] = field(default_factory=dict)
     _elements: dict[str, Element] = field(default_factory=dict)
+    _resource_types: frozenset[str] = frozenset()
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -127,6 +128,11 @@ class ElementModel:
             if sd.get("derivation") == "constraint" and sd.get("kind") != "complex-type":
                 continue  # profiles on resources are not base types
             model._add_structure_definition(sd)
+        model._resource_types = frozenset(
+            t.name
+            for t in model.types.values()
+            if t.kind == "resource" and not t.abstract and t.derivation != "constraint"
+        )
         return model
 
     def _add_structure_definition(self, sd: Mapping[str, Any]) -> None:
@@ -203,11 +209,7 @@ class ElementModel:
     @property
     def resource_types(self) -> frozenset[str]:
         """Concrete (instantiable) resource type names."""
-        return frozenset(
-            t.name
-            for t in self.types.values()
-            if t.kind == "resource" and not t.abstract and t.derivation != "constraint"
-        )
+        return self._resource_types
 
     def element(self, path: str) -> Element | None:
         return self._elements.get(path)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from careweave.errors import CareweaveError, error
 from careweave.interactions.capabilities import capabilities
@@ -31,7 +31,7 @@ from careweave.interactions.result import Result, error_result
 from careweave.interactions.search import search_type
 from careweave.interactions.update import conditional_update, update
 
-__all__ = ["HANDLERS", "dispatch", "route"]
+__all__ = ["HANDLERS", "Route", "dispatch", "route", "routed"]
 
 log = logging.getLogger("careweave.interactions")
 
@@ -55,37 +55,60 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 }
 
 
-def route(request: Request) -> tuple[str, Request]:
-    """The URL shape of ``request.path`` and the request with type/id/version/operation filled."""
-    segments = [s for s in request.path.split("/") if s]
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The FHIR URL shape of a path relative to the service base, and the parts it names."""
+
+    shape: str
+    type: str | None = None
+    id: str | None = None
+    version: str | None = None
+    operation: str | None = None
+    compartment: str | None = None
+
+
+def route(path: str) -> Route:
+    """Parse a path relative to the service base (``Patient/1/_history/2``) into a :class:`Route`."""
+    segments = [s for s in path.split("/") if s]
     n = len(segments)
     if n == 0:
-        return "", request
+        return Route("")
     first = segments[0]
     if first.startswith("$"):
-        return ("$op" if n == 1 else "?"), replace(request, operation=first[1:])
+        return Route("$op" if n == 1 else "?", operation=first[1:])
     if first in ("metadata", "_history") and n == 1:
-        return first, request
-    type_ = first
+        return Route(first)
     if n == 1:
-        return "type", replace(request, type=type_)
+        return Route("type", first)
     second = segments[1]
     if n == 2 and second in ("_search", "_history"):
-        return f"type/{second}", replace(request, type=type_)
+        return Route(f"type/{second}", first)
     if n == 2 and second.startswith("$"):
-        return "type/$op", replace(request, type=type_, operation=second[1:])
+        return Route("type/$op", first, operation=second[1:])
     if n == 2:
-        return "type/id", replace(request, type=type_, id=second)
+        return Route("type/id", first, second)
     third = segments[2]
     if n == 3 and third == "_history":
-        return "type/id/_history", replace(request, type=type_, id=second)
+        return Route("type/id/_history", first, second)
     if n == 3 and third.startswith("$"):
-        return "type/id/$op", replace(request, type=type_, id=second, operation=third[1:])
+        return Route("type/id/$op", first, second, operation=third[1:])
     if n == 3:
-        return "type/id/compartment", replace(request, type=type_, id=second, compartment=third)
+        return Route("type/id/compartment", first, second, compartment=third)
     if n == 4 and third == "_history":
-        return "type/id/_history/vid", replace(request, type=type_, id=second, version=segments[3])
-    return "?", request
+        return Route("type/id/_history/vid", first, second, version=segments[3])
+    return Route("?")
+
+
+def routed(request: Request, where: Route) -> Request:
+    """The request with the parts of its route filled in."""
+    return replace(
+        request,
+        type=where.type,
+        id=where.id,
+        version=where.version,
+        operation=where.operation,
+        compartment=where.compartment,
+    )
 
 
 def _operation_handler(shape: str, request: Request) -> Handler:
@@ -111,12 +134,18 @@ def _handler(shape: str, request: Request) -> Handler:
     raise error("CW-1012", f"no FHIR endpoint at /{request.path}")
 
 
-async def dispatch(services: Services, request: Request) -> Result:
-    """Run the interaction a request names; errors come back as OperationOutcome results."""
+async def dispatch(services: Services, request: Request, shape: str | None = None) -> Result:
+    """Run the interaction a request names; errors come back as OperationOutcome results.
+
+    ``shape`` is the route's shape when the caller has routed the request already (its type, id,
+    version, operation and compartment filled in); otherwise the request's path is routed here.
+    """
     try:
-        shape, routed = route(request)
-        handler = _handler(shape, routed)
-        return await handler(services, routed)
+        if shape is None:
+            where = route(request.path)
+            shape, request = where.shape, routed(request, where)
+        handler = _handler(shape, request)
+        return await handler(services, request)
     except CareweaveError as exc:
         if exc.category.value == "fault":
             log.error("internal error %s: %s", exc.code, exc.diagnostics)

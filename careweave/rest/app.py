@@ -24,7 +24,7 @@ import orjson
 from careweave.errors import CareweaveError, error
 from careweave.fhir.model import http_date
 from careweave.interactions.context import Services
-from careweave.interactions.dispatch import dispatch
+from careweave.interactions.dispatch import dispatch, route
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result, error_result
 from careweave.rest.negotiation import body_kind, response_type
@@ -171,16 +171,23 @@ class FhirApp:
                 if kind == "form":
                     params = params + parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
                     body = None
+            path = unquote(rest.lstrip("/"))
+            where = route(path)
             request = Request(
                 tenant=tenant,
                 method=method,
+                type=where.type,
+                id=where.id,
+                version=where.version,
+                operation=where.operation,
+                compartment=where.compartment,
                 params=tuple(params),
                 body=body,
                 headers=headers,
                 base_url=self._base(scope, headers) + prefix,
-                path=unquote(rest.lstrip("/")),
+                path=path,
             )
-            result = await dispatch(self.services, request)
+            result = await dispatch(self.services, request, where.shape)
         except CareweaveError as exc:
             result = error_result(exc)
         await self._respond(send, result, media, pretty)

@@ -1,0 +1,1 @@
+"""careweave benchmarks: `python -m bench --help` (or `make bench`)."""

@@ -1,0 +1,67 @@
+"""`python -m bench [crud] [--server uvicorn|granian] [--clients 16] [--seconds 10]`: prints a table."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()}"
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """careweave benchmarks. Without a command: crud with both servers."""
+    if ctx.invoked_subcommand is None:
+        for server in ("uvicorn", "granian"):
+            ctx.invoke(crud, server=server)
+
+
+@main.command()
+@click.option("--server", type=click.Choice(["uvicorn", "granian"]), default="uvicorn")
+@click.option("--clients", type=int, default=16)
+@click.option("--seconds", type=int, default=10)
+def crud(server: str, clients: int, seconds: int) -> None:
+    """Create, read by id and update over HTTP, beside the bare-ASGI and SQLite limits."""
+    from bench.crud import run
+
+    rows = run(server, clients, seconds)
+    table = Table(title=f"careweave CRUD, {server}, {clients} clients, {seconds}s each ({machine()})")
+    for column in ("scenario", "req/s", "p50 ms", "p99 ms", "errors", "limit", "limit rate", "ratio"):
+        table.add_column(column, justify="left" if column in ("scenario", "limit") else "right")
+    for r in rows:
+        table.add_row(r.name, _fmt(r.rate, 0), _fmt(r.p50_ms, 2), _fmt(r.p99_ms, 2), str(r.errors),
+                      r.limit_name, _fmt(r.limit_rate, 0),
+                      "-" if r.ratio is None else f"{r.ratio:.0%}")
+    Console(width=200).print(table)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"crud-{server}-{int(time.time())}.json").write_text(json.dumps(
+        {"machine": machine(), "server": server, "clients": clients, "seconds": seconds,
+         "rows": [r.__dict__ for r in rows]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
