@@ -299,6 +299,6 @@ def _type_ref(t: Mapping[str, Any], path: str, el: Mapping[str, Any]) -> TypeRef
             None,
         )
         base_path = el.get("base", {}).get("path", "")
-        code = "id" if base_path == "Resource.id" else fhir_type or code[len(_SYSTEM_PREFIX):].lower()
+        code = "id" if base_path == "Resource.id" else fhir_type or code[len(_SYSTEM_PREFIX) :].lower()
     targets = tuple(p.rsplit("/", 1)[-1] for p in t.get("targetProfile", ()) if p.startswith(_SD_PREFIX))
     return TypeRef(code=code, profiles=tuple(t.get("profile", ())), target_types=targets)
