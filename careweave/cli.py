@@ -16,7 +16,7 @@ import click
 
 from careweave import __version__
 from careweave.errors import CareweaveError
-from careweave.settings import Settings, from_environment, to_environment
+from careweave.settings import TENANT_SETTINGS, Settings, from_environment, to_environment
 from careweave.system import open_store
 
 T = TypeVar("T")
@@ -189,6 +189,39 @@ async def tenant_remove(store: Any, name: str, yes: bool) -> None:
     if not await store.remove_tenant(name):
         raise click.ClickException(f"no tenant called {name}")
     click.echo(f"removed tenant {name}")
+
+
+@tenant.command("set")
+@storage_options
+@click.argument("name")
+@click.argument("key", type=click.Choice([s.name for s in TENANT_SETTINGS]))
+@click.argument("value")
+@_with_store
+async def tenant_set(store: Any, name: str, key: str, value: str) -> None:
+    """Set one of tenant NAME's settings (see docs/settings.md), e.g. validate_profiles true."""
+    setting = next(s for s in TENANT_SETTINGS if s.name == key)
+    try:
+        parsed = setting.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="VALUE") from None
+    current = await store.tenant(name)
+    if current is None:
+        raise click.ClickException(f"no tenant called {name}")
+    updated = await store.update_tenant_settings(name, {**current.settings, key: parsed})
+    click.echo(f"{name}: {key} = {updated.settings[key]}")
+
+
+@tenant.command("show")
+@storage_options
+@click.argument("name")
+@_with_store
+async def tenant_show(store: Any, name: str) -> None:
+    """Show tenant NAME's settings."""
+    current = await store.tenant(name)
+    if current is None:
+        raise click.ClickException(f"no tenant called {name}")
+    for setting in TENANT_SETTINGS:
+        click.echo(f"{setting.name} = {current.settings.get(setting.name, setting.default)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

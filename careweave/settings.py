@@ -18,7 +18,15 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SETTINGS", "Setting", "Settings", "from_environment", "load_settings", "to_environment"]
+__all__ = [
+    "SETTINGS",
+    "TENANT_SETTINGS",
+    "Setting",
+    "Settings",
+    "from_environment",
+    "load_settings",
+    "to_environment",
+]
 
 
 def _bool(value: str) -> bool:
@@ -97,6 +105,23 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         str,
         "Secret that signs paging cursors. Empty: a random secret kept in data_dir.",
+    ),
+)
+
+
+# Settings each tenant has on its own (``careweave tenant set NAME KEY VALUE``), kept in the store.
+TENANT_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "validate_profiles",
+        False,
+        _bool,
+        "Also check the profiles a resource claims in meta.profile (the base R4 rules are always checked).",
+    ),
+    Setting(
+        "conditional_delete_multiple",
+        False,
+        _bool,
+        "A conditional delete matching several resources deletes them all (up to 1,000) instead of 412.",
     ),
 )
 

@@ -60,3 +60,11 @@ def test_every_command_has_help(path) -> None:
     result = CliRunner().invoke(main, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize(
+    "setting", __import__("careweave.settings").settings.TENANT_SETTINGS, ids=lambda s: s.name
+)
+def test_every_tenant_setting_is_documented(setting) -> None:
+    text = (DOCS / "settings.md").read_text()
+    assert f"| `{setting.name}` | `{str(setting.default).lower()}` |" in text

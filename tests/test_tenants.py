@@ -121,3 +121,21 @@ def test_tenant_created_by_cli_is_served_at_once(server) -> None:
         check=True,
     )
     assert httpx.get(f"{server.url}/t/newcomer/fhir/metadata").status_code == 404
+
+
+def test_tenant_settings_cli(tmp_path) -> None:
+    data = str(tmp_path / "d")
+
+    def cw(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "careweave.cli", *args, "--data", data], capture_output=True, text=True
+        )
+
+    assert cw("tenant", "create", "trust-a").returncode == 0
+    assert cw("tenant", "create", "Bad_Name").returncode != 0
+    assert cw("tenant", "create", "trust-a").returncode != 0
+    out = cw("tenant", "set", "trust-a", "validate_profiles", "true")
+    assert out.returncode == 0, out.stderr
+    assert "validate_profiles = True" in cw("tenant", "show", "trust-a").stdout
+    assert cw("tenant", "set", "trust-a", "validate_profiles", "maybe").returncode != 0
+    assert cw("tenant", "set", "nobody", "validate_profiles", "true").returncode != 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.utils import parsedate_to_datetime
+
 from careweave.errors import error
 from careweave.interactions.common import check_id, check_type, etag
 from careweave.interactions.context import Services
@@ -20,10 +22,25 @@ async def read(services: Services, request: Request) -> Result:
     if stored.deleted:
         gone = error("CW-2002", f"{type_}/{id_} was deleted (version {stored.version})")
         raise gone
-    if_none_match = request.header("if-none-match")
-    if if_none_match is not None and if_none_match.strip() in (etag(stored.version), "*"):
+    if _not_modified(request, stored.version, stored.updated_ms):
         return Result(304, None, etag(stored.version), stored.updated_ms)
     return Result(200, stored.body, etag(stored.version), stored.updated_ms)
+
+
+def _not_modified(request: Request, version: int, updated_ms: int) -> bool:
+    """If-None-Match (ETag) wins over If-Modified-Since (RFC 9110 section 13.2.2)."""
+    if_none_match = request.header("if-none-match")
+    if if_none_match is not None:
+        tags = {t.strip() for t in if_none_match.split(",")}
+        return "*" in tags or etag(version) in tags
+    since = request.header("if-modified-since")
+    if since is not None:
+        try:
+            since_ms = int(parsedate_to_datetime(since).timestamp() * 1000)
+        except (TypeError, ValueError):
+            return False  # an unparseable date is ignored, as RFC 9110 says
+        return updated_ms // 1000 * 1000 <= since_ms
+    return False
 
 
 async def vread(services: Services, request: Request) -> Result:

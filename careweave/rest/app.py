@@ -79,7 +79,6 @@ class FhirApp:
         self._startup = startup
         self._shutdown = shutdown
         self._access_log = access_log
-        self._default: Tenant | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -132,15 +131,11 @@ class FhirApp:
         await self._respond(send, result, "application/fhir+json", pretty=False)
 
     async def _tenant(self, name: str | None) -> Tenant:
-        if name is None:
-            if self._default is None:
-                self._default = await self.services.store.tenant("default")
-            if self._default is None:
-                raise error("CW-4001", "the default tenant is missing")
-            return self._default
-        tenant = await self.services.store.tenant(unquote(name))
+        # Looked up on every request (a primary-key read): tenants and their settings changed by
+        # another process (the CLI) take effect at once, and a removed tenant is 404 at once.
+        tenant = await self.services.store.tenant("default" if name is None else unquote(name))
         if tenant is None:
-            raise error("CW-4001", f"unknown tenant {unquote(name)!r}")
+            raise error("CW-4001", f"unknown tenant {unquote(name or 'default')!r}")
         return tenant
 
     async def _fhir(

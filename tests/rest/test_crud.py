@@ -193,3 +193,16 @@ async def test_every_resource_type_can_be_created_and_read(client: httpx.AsyncCl
         assert r.status_code in (201, 400), (rtype, r.text)
         if r.status_code == 201:
             assert (await client.get(f"/fhir/{rtype}/x1")).json()["resourceType"] == rtype
+
+
+async def test_if_modified_since(client: httpx.AsyncClient) -> None:
+    created = await create(client, patient())
+    pid, last_modified = created.json()["id"], created.headers["last-modified"]
+    same = await client.get(f"/fhir/Patient/{pid}", headers={"If-Modified-Since": last_modified})
+    assert same.status_code == 304
+    older = await client.get(
+        f"/fhir/Patient/{pid}", headers={"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}
+    )
+    assert older.status_code == 200
+    junk = await client.get(f"/fhir/Patient/{pid}", headers={"If-Modified-Since": "yesterday"})
+    assert junk.status_code == 200

@@ -40,8 +40,9 @@ def prepared(id_: str, family: str = "X", nhs: str | None = None) -> writes.Prep
     rows = IndexRows()
     if nhs:
         rows.tokens.append(("Patient.identifier", "urn:nhs", nhs))
-    return writes.Prepared("Patient", {"resourceType": "Patient", "id": id_,
-                                       "name": [{"family": family}]}, rows)
+    return writes.Prepared(
+        "Patient", {"resourceType": "Patient", "id": id_, "name": [{"family": family}]}, rows
+    )
 
 
 async def test_create_read_vread_history(store: Store, tenant: Tenant) -> None:
@@ -79,10 +80,12 @@ async def test_failed_job_leaves_nothing_and_others_commit(store: Store, tenant:
 
 
 async def test_change_log_is_monotonic_and_gap_free(store: Store, tenant: Tenant) -> None:
-    await asyncio.gather(*[
-        store.write(tenant, lambda tx, i=i: writes.create(tx, prepared(f"p{i}"), f"p{i}"))
-        for i in range(50)
-    ])
+    await asyncio.gather(
+        *[
+            store.write(tenant, lambda tx, i=i: writes.create(tx, prepared(f"p{i}"), f"p{i}"))
+            for i in range(50)
+        ]
+    )
     changes = await store.changes(0, 1000)
     seqs = [c.seq for c in changes]
     assert seqs == sorted(seqs) and seqs == list(range(seqs[0], seqs[0] + 50))
@@ -100,8 +103,7 @@ async def test_search_ids_is_tenant_scoped(store: Store, tenant: Tenant) -> None
         assert found == [("Patient", "n")]
     await store.remove_tenant("other")
     assert await store.read(tenant, "Patient", "n") is not None
-    assert await store.changes(0, 100) and all(c.tenant == tenant.key
-                                              for c in await store.changes(0, 100))
+    assert await store.changes(0, 100) and all(c.tenant == tenant.key for c in await store.changes(0, 100))
 
 
 async def test_delete_keeps_history_and_removes_index(store: Store, tenant: Tenant) -> None:

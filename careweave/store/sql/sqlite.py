@@ -228,6 +228,7 @@ class SqliteStore:
         self._last_ms = 0
         self._local = threading.local()
         self._params = _Params()
+        self._tenants: dict[str, tuple[int, bytes, Tenant]] = {}  # parsed settings, re-used while unchanged
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = Writer(self._connect_writer, max_batch=group_commit_max)
         self._pool = ThreadPoolExecutor(reader_threads, thread_name_prefix="careweave-read")
