@@ -16,6 +16,7 @@ import click
 
 from careweave import __version__
 from careweave.errors import CareweaveError
+from careweave.generate import PRESETS
 from careweave.settings import TENANT_SETTINGS, Settings, from_environment, to_environment
 from careweave.system import open_store
 
@@ -146,6 +147,72 @@ def serve(
             log_level=settings.log_level,
             lifespan="on",
         )
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default=None,
+    help="Start from a preset (demo, small, hard, million); other options override it.",
+)
+@click.option("--patients", type=int, default=None, help="Real people to generate.")
+@click.option("--organisations", type=int, default=None, help="GP practices and trusts.")
+@click.option("--seed", type=int, default=None, help="Random seed: the same seed, the same bytes.")
+@click.option(
+    "--difficulty",
+    type=click.Choice(["easy", "hard"]),
+    default=None,
+    help="How often records of one person disagree.",
+)
+@click.option("--formats", default=None, help="Comma-separated: ndjson, bundles, hl7v2 (default all).")
+def generate(
+    out_dir: Path,
+    preset: str | None,
+    patients: int | None,
+    organisations: int | None,
+    seed: int | None,
+    difficulty: str | None,
+    formats: str | None,
+) -> None:
+    """Write a synthetic UK population to OUT_DIR: NDJSON, transaction Bundles, HL7 v2 feeds and
+    a ground-truth file of who is who."""
+    from dataclasses import replace
+
+    from rich.progress import Progress
+
+    from careweave.generate import GeneratorConfig
+    from careweave.generate import generate as run_generator
+
+    base = PRESETS[preset] if preset else GeneratorConfig()
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "patients": patients,
+            "organisations": organisations,
+            "seed": seed,
+            "difficulty": difficulty,
+        }.items()
+        if v is not None
+    }
+    if formats is not None:
+        changes["formats"] = frozenset(f.strip() for f in formats.split(",") if f.strip())
+    try:
+        config = replace(base, **changes)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    with Progress() as progress:
+        task = progress.add_task("generating", total=config.patients)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        summary = run_generator(config, out_dir, progress=advance)
+    click.echo(
+        f"wrote {summary.total_resources} resources for {summary.patients} patient records "
+        f"({summary.persons} people, {summary.organisations} organisations) to {out_dir}"
+    )
 
 
 @main.group()

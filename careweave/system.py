@@ -11,21 +11,29 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from careweave import __version__
 from careweave.errors import Issue
-from careweave.fhir import definitions
+from careweave.fhir import definitions, ukcore
 from careweave.fhir.elements import ElementModel
-from careweave.interactions.context import Services, new_id
+from careweave.fhir.fhirpath import FhirPathEngine
+from careweave.fhir.validation import ProfileLibrary, Terminology, Validator
+from careweave.generate import DEMO, generate
+from careweave.interactions.context import Services, Validate, new_id
 from careweave.rest.app import FhirApp
-from careweave.search.indexer import Indexer
+from careweave.search.indexer import Indexer, code_systems_of
 from careweave.search.registry import SearchParamRegistry
 from careweave.settings import Settings, from_environment
-from careweave.store.base import Store, Tenant
+from careweave.store import writes
+from careweave.store.base import HistoryQuery, Store, Tenant, Transaction
 from careweave.store.sql.sqlite import SqliteStore
 
 __all__ = ["Definitions", "System", "build_system", "create_app", "load_definitions", "open_store"]
@@ -39,14 +47,30 @@ class Definitions:
 
     model: ElementModel
     search_params: SearchParamRegistry
+    engine: FhirPathEngine
+    compartments: dict[str, dict[str, tuple[str, ...]]]
+    code_systems: dict[str, str]
+    terminology: Terminology
+    validator: Validator
+    profiles: ProfileLibrary
 
 
 def load_definitions() -> Definitions:
-    model = ElementModel.from_structure_definitions(
-        definitions.resources_of("profiles-types") + definitions.resources_of("profiles-resources")
-    )
+    resources = definitions.resources_of("profiles-resources")
+    model = ElementModel.from_structure_definitions(definitions.resources_of("profiles-types") + resources)
     registry = SearchParamRegistry.from_definitions(definitions.resources_of("search-parameters"))
-    return Definitions(model, registry)
+    compartments = {
+        cd["code"]: {r["code"]: tuple(r.get("param", ())) for r in cd.get("resource", ()) if r.get("param")}
+        for cd in resources
+        if cd.get("resourceType") == "CompartmentDefinition"
+    }
+    code_systems = code_systems_of(model, definitions.resources_of("valuesets"))
+    engine = FhirPathEngine(model)
+    ukcore_package = ukcore.load_conformance()
+    terminology = Terminology.from_definitions(model).extended(ukcore_package)
+    validator = Validator(model, terminology, fhirpath=engine)
+    profiles = validator.profile_library(ukcore_package)
+    return Definitions(model, registry, engine, compartments, code_systems, terminology, validator, profiles)
 
 
 def open_store(settings: Settings) -> Store:
@@ -79,14 +103,44 @@ def _cursor_secret(settings: Settings) -> bytes:
     return secret
 
 
-def _basic_validate(model: ElementModel) -> Any:
+def _validate(defs: Definitions) -> Validate:
+    """Base R4 rules always; the profiles a resource claims only where its tenant asks for it."""
+
     def validate(resource: dict[str, Any], tenant: Tenant) -> list[Issue]:
-        rtype = resource.get("resourceType")
-        if rtype not in model.resource_types:
-            return [Issue("error", "structure", f"unknown resourceType {rtype!r}", ("resourceType",))]
-        return []
+        if not tenant.setting("validate_profiles", False):
+            return defs.validator.validate(resource)
+        claimed = (
+            resource.get("meta", {}).get("profile", []) if isinstance(resource.get("meta"), dict) else []
+        )
+        profiles, unknown = [], []
+        for url in claimed if isinstance(claimed, list) else []:
+            found = defs.profiles.profile(url) if isinstance(url, str) else None
+            if found is None:
+                unknown.append(
+                    Issue(
+                        "warning",
+                        "not-supported",
+                        f"profile {url} is not known to this server; not checked",
+                        (f"{resource.get('resourceType')}.meta.profile",),
+                    )
+                )
+            else:
+                profiles.append(found)
+        return defs.validator.validate(resource, profiles) + unknown
 
     return validate
+
+
+def _expand(terminology: Terminology) -> Callable[[str], list[tuple[str | None, str]] | None]:
+    """Codes of a value set the server holds, for the :in and :not-in search modifiers."""
+
+    def expand(url: str) -> list[tuple[str | None, str]] | None:
+        found = terminology.expansion(url)
+        if found is None or not found.complete:
+            return None
+        return sorted(found.codes)
+
+    return expand
 
 
 @dataclass
@@ -104,13 +158,15 @@ class System:
 def build_system(settings: Settings, defs: Definitions | None = None) -> System:
     defs = defs or load_definitions()
     store = open_store(settings)
-    indexer = Indexer(defs.search_params)
+    indexer = Indexer(defs.search_params, defs.engine, defs.code_systems)
     services = Services(
         store=store,
         model=defs.model,
         search_params=defs.search_params,
-        validate=_basic_validate(defs.model),
+        validate=_validate(defs),
+        expand=_expand(defs.terminology),
         index=indexer.index,
+        compartments=defs.compartments,
         new_id=new_id,
         cursor_secret=_cursor_secret(settings),
         default_count=settings.default_count,
@@ -121,6 +177,10 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
     system: System
 
     async def startup() -> None:
+        if settings.demo:
+            loaded = await load_demo(system)
+            if loaded:
+                log.info("demo data loaded: %d resources", loaded)
         log.info("careweave %s ready (data in %s)", __version__, settings.data_dir)
 
     async def shutdown() -> None:
@@ -136,6 +196,57 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
     )
     system = System(settings, defs, store, services, app)
     return system
+
+
+# Reference targets first, so that a reader of the demo never meets a dangling reference.
+_DEMO_ORDER = ("Organization", "Location", "Practitioner", "PractitionerRole", "Patient", "Encounter")
+
+
+async def load_demo(system: System, chunk: int = 250) -> int:
+    """Load the generator's demo population into an empty default tenant; returns how many
+    resources were stored (0 when the tenant already holds data)."""
+    store = system.store
+    tenant = await store.tenant("default")
+    if tenant is None or (await store.history(tenant, HistoryQuery(count=1))).entries:
+        return 0
+    loaded = 0
+    with tempfile.TemporaryDirectory(prefix="careweave-demo-") as tmp:
+        generate(replace(DEMO, formats=frozenset({"ndjson"})), Path(tmp))
+        files = sorted(
+            Path(tmp, "ndjson").glob("*.ndjson"),
+            key=lambda f: (_DEMO_ORDER.index(f.stem) if f.stem in _DEMO_ORDER else len(_DEMO_ORDER), f.stem),
+        )
+        for path in files:
+            batch: list[writes.Prepared] = []
+            with path.open("rb") as lines:
+                for line in lines:
+                    resource = orjson.loads(line)
+                    issues = [i for i in system.services.validate(resource, tenant) if i.is_error]
+                    if issues:
+                        log.warning(
+                            "demo %s/%s rejected: %s",
+                            resource.get("resourceType"),
+                            resource.get("id"),
+                            ", ".join(sorted({i.code for i in issues})),
+                        )
+                        continue
+                    batch.append(
+                        writes.Prepared(resource["resourceType"], resource, system.services.index(resource))
+                    )
+                    if len(batch) >= chunk:
+                        loaded += await _store_all(store, tenant, batch)
+                        batch = []
+            loaded += await _store_all(store, tenant, batch)
+    return loaded
+
+
+async def _store_all(store: Store, tenant: Tenant, batch: list[writes.Prepared]) -> int:
+    def run(tx: Transaction) -> int:
+        for prepared in batch:
+            writes.update(tx, prepared, prepared.resource["id"])
+        return len(batch)
+
+    return await store.write(tenant, run) if batch else 0
 
 
 def create_app() -> FhirApp:

@@ -214,6 +214,10 @@ class ElementModel:
     def element(self, path: str) -> Element | None:
         return self._elements.get(path)
 
+    def elements(self) -> Mapping[str, Element]:
+        """Every element of every type and resource, by path."""
+        return self._elements
+
     def children(self, context: str) -> Mapping[str, Element]:
         """Elements declared directly under a context, inherited ones included."""
         own = self._children.get(context)

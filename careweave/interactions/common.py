@@ -12,7 +12,7 @@ from careweave.fhir.model import is_valid_id
 from careweave.interactions.context import Services
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result, information
-from careweave.search.params import parse_search
+from careweave.search.params import SearchContext, parse_search
 from careweave.search.plan import QueryPlan
 from careweave.store.base import StoredResource
 from careweave.store.writes import Prepared
@@ -68,11 +68,8 @@ def prepare(services: Services, request: Request, resource: dict[str, Any]) -> P
     issues = services.validate(resource, request.tenant)
     errors = [i for i in issues if i.is_error]
     if errors:
-        code = (
-            "CW-3002"
-            if any(i.details == "profile" for i in errors) and all(i.details == "profile" for i in errors)
-            else "CW-3001"
-        )
+        # only profile issues (tenant setting validate_profiles): 422; any base R4 issue: 400
+        code = "CW-3002" if all(i.details == "CW-3002" for i in errors) else "CW-3001"
         raise CareweaveError(code, f"{len(errors)} validation error(s)", issues)
     return Prepared(resource["resourceType"], resource, services.index(resource))
 
@@ -117,13 +114,16 @@ def stored_result(request: Request, stored: StoredResource, status: int, *, writ
     return result
 
 
-def criteria_plan(services: Services, type_: str, query: str | list[tuple[str, str]]) -> QueryPlan:
+def criteria_plan(
+    services: Services, type_: str, query: str | list[tuple[str, str]], request_base: str = ""
+) -> QueryPlan:
     """Search criteria of a conditional operation; unknown parameters are an error here."""
     items = parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else query
     items = [(k, v) for k, v in items if k not in ("_format", "_pretty")]
     if not items:
         raise error("CW-2006", "a conditional operation needs search criteria")
-    parsed = parse_search([type_], items, services.search_params, count=2, max_count=services.max_count)
+    ctx = SearchContext(services.search_params, services.resource_types, request_base, services.expand)
+    parsed = parse_search((type_,), items, ctx, count=2, max_count=services.max_count)
     if parsed.ignored:
         raise error(
             "CW-5001",

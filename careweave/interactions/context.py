@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from careweave.errors import Issue
@@ -30,6 +30,9 @@ class Services:
     cursor_secret: bytes
     default_count: int = 20
     max_count: int = 1000
+    compartments: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    # owner type -> member type -> parameters (CompartmentDefinition)
+    expand: Callable[[str], list[tuple[str | None, str]] | None] | None = None  # :in value sets
     software_version: str = "0"
     started_at: str = "2026-01-01T00:00:00+00:00"  # CapabilityStatement.date
 

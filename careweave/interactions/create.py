@@ -25,7 +25,7 @@ async def create(services: Services, request: Request) -> Result:
     resource["id"] = new_id
     prepared = prepare(services, request, resource)
     condition = request.header("if-none-exist")
-    plan = criteria_plan(services, type_, condition) if condition is not None else None
+    plan = criteria_plan(services, type_, condition, request.base_url) if condition is not None else None
     outcome = await services.store.write(request.tenant, lambda tx: writes.create(tx, prepared, new_id, plan))
     assert outcome.stored is not None
     if not outcome.created:

@@ -26,7 +26,7 @@ async def delete(services: Services, request: Request) -> Result:
 
 async def conditional_delete(services: Services, request: Request) -> Result:
     type_ = check_type(services, request.type)
-    plan = criteria_plan(services, type_, list(request.params))
+    plan = criteria_plan(services, type_, list(request.params), request.base_url)
     multiple = request.tenant.setting("conditional_delete_multiple", False) is True
     outcomes = await services.store.write(
         request.tenant, lambda tx: writes.conditional_delete(tx, plan, multiple)

@@ -28,7 +28,7 @@ from careweave.interactions.patch import patch
 from careweave.interactions.read import read, vread
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result, error_result
-from careweave.interactions.search import search_type
+from careweave.interactions.search import search_compartment, search_system, search_type
 from careweave.interactions.update import conditional_update, update
 
 __all__ = ["HANDLERS", "Route", "dispatch", "route", "routed"]
@@ -39,6 +39,9 @@ Handler = Callable[[Services, Request], Awaitable[Result]]
 
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("GET", "metadata"): capabilities,
+    ("GET", ""): search_system,
+    ("POST", "_search"): search_system,
+    ("GET", "type/id/compartment"): search_compartment,
     ("GET", "_history"): history,
     ("POST", "type"): create,
     ("GET", "type"): search_type,
@@ -76,7 +79,7 @@ def route(path: str) -> Route:
     first = segments[0]
     if first.startswith("$"):
         return Route("$op" if n == 1 else "?", operation=first[1:])
-    if first in ("metadata", "_history") and n == 1:
+    if first in ("metadata", "_history", "_search") and n == 1:
         return Route(first)
     if n == 1:
         return Route("type", first)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
 
 from careweave.errors import error
 from careweave.interactions.common import check_id, check_type, etag
 from careweave.interactions.context import Services
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result
+from careweave.search.summary import subset
 
 __all__ = ["read", "vread"]
 
@@ -24,7 +28,21 @@ async def read(services: Services, request: Request) -> Result:
         raise gone
     if _not_modified(request, stored.version, stored.updated_ms):
         return Result(304, None, etag(stored.version), stored.updated_ms)
-    return Result(200, stored.body, etag(stored.version), stored.updated_ms)
+    return Result(200, _shaped(services, request, stored.body), etag(stored.version), stored.updated_ms)
+
+
+def _shaped(services: Services, request: Request, body: bytes | None) -> bytes | dict[str, Any] | None:
+    """The stored bytes, or the subset ``_summary`` / ``_elements`` ask for."""
+    if not request.params or body is None:
+        return body
+    summary = request.param("_summary")
+    elements = request.param("_elements")
+    if summary is None and elements is None:
+        return body
+    if summary is not None and summary not in ("true", "text", "data", "false"):
+        raise error("CW-1011", "_summary on a read is one of true, text, data, false")
+    wanted = tuple(e.strip() for e in (elements or "").split(",") if e.strip())
+    return subset(services.model, orjson.loads(body), summary, wanted)
 
 
 def _not_modified(request: Request, version: int, updated_ms: int) -> bool:
@@ -55,4 +73,4 @@ async def vread(services: Services, request: Request) -> Result:
         raise error("CW-2003", f"{type_}/{id_} has no version {version}")
     if stored.deleted:
         raise error("CW-2002", f"version {version} of {type_}/{id_} is a deletion")
-    return Result(200, stored.body, etag(stored.version), stored.updated_ms)
+    return Result(200, _shaped(services, request, stored.body), etag(stored.version), stored.updated_ms)

@@ -10,6 +10,9 @@ __all__ = ["INSTANCE_LEVEL", "SURFACE", "SYSTEM_LEVEL", "TYPE_LEVEL"]
 
 SURFACE: dict[tuple[str, str], str] = {
     ("GET", "metadata"): "capabilities",
+    ("GET", ""): "search-system",
+    ("POST", "_search"): "search-system",
+    ("GET", "type/id/compartment"): "search-type",
     ("GET", "_history"): "history-system",
     ("POST", "type"): "create",
     ("GET", "type"): "search-type",

@@ -43,7 +43,7 @@ async def update(services: Services, request: Request) -> Result:
 
 async def conditional_update(services: Services, request: Request) -> Result:
     type_ = check_type(services, request.type)
-    plan = criteria_plan(services, type_, list(request.params))
+    plan = criteria_plan(services, type_, list(request.params), request.base_url)
     resource = parse_body(request, type_)
     body_id = resource.get("id")
     new_id = body_id if isinstance(body_id, str) else services.new_id()

@@ -18,6 +18,21 @@ __all__ = ["Component", "SearchParam", "SearchParamRegistry", "split_expression"
 
 _GENERIC_BASES = ("Resource", "DomainResource")
 
+# Known errors in the R4 (4.0.1) definitions, corrected here (each one is tested):
+# DocumentReference-relationship pairs its components' definitions with the wrong expressions
+# (relatesto, a reference, with "code"; relation, a token, with "target"). Fixed in R4B/R5.
+# Observation-code-value-date's second component says value.as(DateTime), the System type, where the
+# FHIR type dateTime is meant (as() on a FHIR dateTime with System.DateTime is empty in FHIRPath).
+_COMPONENT_ERRATA: dict[str, dict[str, str]] = {
+    "http://hl7.org/fhir/SearchParameter/DocumentReference-relationship": {
+        "http://hl7.org/fhir/SearchParameter/DocumentReference-relatesto": "target",
+        "http://hl7.org/fhir/SearchParameter/DocumentReference-relation": "code",
+    },
+    "http://hl7.org/fhir/SearchParameter/Observation-code-value-date": {
+        "http://hl7.org/fhir/SearchParameter/Observation-value-date": "value.as(dateTime) | value.as(Period)",
+    },
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Component:
@@ -141,8 +156,10 @@ class SearchParamRegistry:
 def params_of(sp: Mapping[str, Any]) -> list[SearchParam]:
     """One :class:`SearchParam` per base type of a SearchParameter resource."""
     bases: list[str] = list(sp.get("base", ()))
+    errata = _COMPONENT_ERRATA.get(sp.get("url", ""), {})
     components = tuple(
-        Component(c.get("definition", ""), c.get("expression", "")) for c in sp.get("component", ())
+        Component(c.get("definition", ""), errata.get(c.get("definition", ""), c.get("expression", "")))
+        for c in sp.get("component", ())
     )
     return [
         SearchParam(

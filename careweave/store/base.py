@@ -101,7 +101,8 @@ class SearchPage:
     matches: Sequence[StoredResource]
     includes: Sequence[StoredResource]
     total: int | None
-    next_cursor: Sequence[Any] | None  # keyset position after the last match, None on the last page
+    next_after: tuple[Any, ...] | None  # keyset position after the last match; None: last page
+    prev_before: tuple[Any, ...] | None  # keyset position before the first match; None: first page
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ async def tenant(store: Store) -> Tenant:
 def prepared(id_: str, family: str = "X", nhs: str | None = None) -> writes.Prepared:
     rows = IndexRows()
     if nhs:
-        rows.tokens.append(("Patient.identifier", "urn:nhs", nhs))
+        rows.tokens.append(("Patient.identifier", "urn:nhs", nhs, 0))
     return writes.Prepared(
         "Patient", {"resourceType": "Patient", "id": id_, "name": [{"family": family}]}, rows
     )

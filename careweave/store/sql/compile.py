@@ -1,77 +1,505 @@
-"""QueryPlan -> SQL for SQLite. The one place search becomes SQL.
+"""Search predicates -> SQL fragments for SQLite. The one place a predicate becomes SQL.
 
 Rules:
-1. Every statement produced here restricts every tenant table it touches with ``tid = ?``, added by
-   :func:`_tenant` and nowhere else; values are always bound parameters, never spliced.
-2. Positive predicates drive from the index tables (``r.rk IN (SELECT rk FROM ix_... WHERE ...)``) so
-   SQLite can start from the most selective index.
+1. Every table a fragment reads is restricted by ``<alias>.tid = ?``, added by :meth:`Compiler.tenant`
+   and nowhere else; values are always bound parameters, never spliced into the text. Identifiers
+   (table and column names) come from this module's own constants.
+2. An index-backed predicate is an :class:`Atom`: a table, an alias and conditions. It compiles to a
+   set (``SELECT a.rk FROM ix_x a WHERE ...``, to drive a query from the index) or to a filter
+   (``EXISTS (... WHERE a.rk = r.rk AND ...)``, to check one candidate).
+3. Range semantics (search.html 3.1.1.4): dates compare half-open ranges; numbers and quantities are
+   points compared with the value, ``eq`` meaning "within the value's precision".
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from careweave.search.plan import And, IdIn, Not, Or, Predicate, QueryPlan, TokenMatch
+from careweave.search.plan import (
+    And,
+    Chain,
+    CompositeMatch,
+    DateMatch,
+    Has,
+    IdIn,
+    LastUpdated,
+    ListMember,
+    Missing,
+    Near,
+    Not,
+    NumberMatch,
+    Or,
+    Predicate,
+    QuantityMatch,
+    RefMatch,
+    StringMatch,
+    TextSearch,
+    TokenIn,
+    TokenMatch,
+    TokenText,
+    TypeIn,
+    UriMatch,
+)
 
-__all__ = ["Compiled", "compile_ids"]
-
-
-@dataclass(slots=True)
-class Compiled:
-    sql: str
-    params: list[Any] = field(default_factory=list)
-
+__all__ = ["TABLE_OF_KIND", "Atom", "Compiler", "PidOf"]
 
 PidOf = Callable[[str], int | None]
 
-
-def _tenant(alias: str, tid: int, params: list[Any]) -> str:
-    params.append(tid)
-    return f"{alias}.tid = ?"
-
-
-def compile_ids(plan: QueryPlan, tid: int, pid_of: PidOf, limit: int) -> Compiled:
-    """SELECT type, id of current, non-deleted resources matching the plan."""
-    params: list[Any] = []
-    clauses = [_tenant("r", tid, params), "r.deleted = 0"]
-    clauses.append(f"r.type IN ({', '.join('?' for _ in plan.types)})")
-    params.extend(plan.types)
-    if plan.where is not None:
-        clauses.append(_predicate(plan.where, tid, pid_of, params))
-    params.append(limit)
-    sql = f"SELECT r.type, r.id FROM resource r WHERE {' AND '.join(clauses)} LIMIT ?"
-    return Compiled(sql, params)
+TABLE_OF_KIND = {
+    "token": "ix_token",
+    "string": "ix_string",
+    "reference": "ix_reference",
+    "date": "ix_date",
+    "number": "ix_number",
+    "quantity": "ix_quantity",
+    "uri": "ix_uri",
+    "composite": "ix_composite",
+    "special": "ix_geo",
+}
+_DAY_MS = 86_400_000
 
 
-def _predicate(pred: Predicate, tid: int, pid_of: PidOf, params: list[Any]) -> str:
-    if isinstance(pred, And):
-        return "(" + " AND ".join(_predicate(p, tid, pid_of, params) for p in pred.parts) + ")"
-    if isinstance(pred, Or):
-        return "(" + " OR ".join(_predicate(p, tid, pid_of, params) for p in pred.parts) + ")"
-    if isinstance(pred, Not):
-        return "NOT " + _predicate(pred.part, tid, pid_of, params)
-    if isinstance(pred, IdIn):
-        params.extend(pred.ids)
-        return f"r.id IN ({', '.join('?' for _ in pred.ids)})"
-    if isinstance(pred, TokenMatch):
-        return _token(pred, tid, pid_of, params)
-    raise TypeError(f"cannot compile {pred!r}")
+@dataclass(slots=True)
+class Atom:
+    table: str
+    alias: str
+    conditions: list[str]
+    params: list[Any] = field(default_factory=list)
 
 
-def _token(pred: TokenMatch, tid: int, pid_of: PidOf, params: list[Any]) -> str:
-    pid = pid_of(pred.param)
-    if pid is None:
-        return "0"  # no resource was ever indexed on this parameter
-    parts = [_tenant("t", tid, params), "t.pid = ?"]
-    params.append(pid)
-    if pred.code is not None:
-        parts.append("t.code = ?")
-        params.append(pred.code)
-    if pred.system == "":
-        parts.append("t.system IS NULL")
-    elif pred.system is not None:
-        parts.append("t.system = ?")
-        params.append(pred.system)
-    return f"r.rk IN (SELECT t.rk FROM ix_token t WHERE {' AND '.join(parts)})"
+class Compiler:
+    """Builds SQL fragments for one statement; collects its bound parameters in order."""
+
+    def __init__(self, tid: int, pid_of: PidOf, now_ms: int | None = None) -> None:
+        self.tid = tid
+        self.pid_of = pid_of
+        self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        self._n = 0
+
+    def alias(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{self._n}"
+
+    def tenant(self, alias: str, params: list[Any]) -> str:
+        params.append(self.tid)
+        return f"{alias}.tid = ?"
+
+    # -- sets and filters -------------------------------------------------------------------
+    def rk_set(self, atom: Atom, params: list[Any]) -> str:
+        where = [self.tenant(atom.alias, params), *atom.conditions]
+        params.extend(atom.params)
+        return f"SELECT {atom.alias}.rk FROM {atom.table} {atom.alias} WHERE {' AND '.join(where)}"
+
+    def exists(self, atom: Atom, r: str, params: list[Any]) -> str:
+        where = [f"{atom.alias}.rk = {r}.rk", self.tenant(atom.alias, params), *atom.conditions]
+        params.extend(atom.params)
+        return f"EXISTS (SELECT 1 FROM {atom.table} {atom.alias} WHERE {' AND '.join(where)})"
+
+    def where(self, pred: Predicate, r: str, types: tuple[str, ...], params: list[Any]) -> str:
+        """A boolean SQL expression over the resource row alias ``r``."""
+        if isinstance(pred, And):
+            return "(" + " AND ".join(self.where(p, r, types, params) for p in pred.parts) + ")"
+        if isinstance(pred, Or):
+            return "(" + " OR ".join(self.where(p, r, types, params) for p in pred.parts) + ")"
+        if isinstance(pred, Not):
+            return f"NOT {self.where(pred.part, r, types, params)}"
+        if isinstance(pred, IdIn):
+            params.extend(pred.ids)
+            return f"{r}.id IN ({', '.join('?' for _ in pred.ids)})"
+        if isinstance(pred, TypeIn):
+            params.extend(pred.types)
+            return f"{r}.type IN ({', '.join('?' for _ in pred.types)})"
+        if isinstance(pred, LastUpdated):
+            return _range_point_ms(pred.prefix, f"{r}.updated_ms", pred.lo, pred.hi, self.now_ms, params)
+        if isinstance(pred, Missing):
+            return self._missing(pred, r, params)
+        if isinstance(pred, Has):
+            return self._has(pred, r, types, params)
+        if isinstance(pred, TextSearch):
+            return self._text(pred, r, params)
+        if isinstance(pred, ListMember):
+            return self._list(pred, r, params)
+        atom = self.atom(pred)
+        if atom is None:
+            return "0"
+        return self.exists(atom, r, params)
+
+    # -- atoms ------------------------------------------------------------------------------
+    def atom(self, pred: Predicate) -> Atom | None:
+        """The index-backed form of a predicate; None when its parameter was never indexed."""
+        if isinstance(pred, Chain):
+            return self._chain(pred)
+        key = getattr(pred, "param", None)
+        if key is None:
+            return None
+        pid = self.pid_of(key)
+        if pid is None:
+            return None
+        if isinstance(pred, TokenMatch):
+            return self._token(pred, pid)
+        if isinstance(pred, TokenText):
+            a = self.alias("tt")
+            return Atom(
+                "ix_token_text",
+                a,
+                [f"{a}.pid = ?", f"({a}.text >= ? AND {a}.text < ? OR instr({a}.text, ?) > 0)"],
+                [pid, pred.text, pred.text + "\U0010ffff", " " + pred.text],
+            )
+        if isinstance(pred, TokenIn):
+            return self._token_in(pred, pid)
+        if isinstance(pred, StringMatch):
+            return self._string(pred, pid)
+        if isinstance(pred, RefMatch):
+            return self._reference(pred, pid)
+        if isinstance(pred, DateMatch):
+            a = self.alias("d")
+            conds, values = _range_dates(pred.prefix, f"{a}.lo", f"{a}.hi", pred.lo, pred.hi, self.now_ms)
+            return Atom("ix_date", a, [f"{a}.pid = ?", *conds], [pid, *values])
+        if isinstance(pred, NumberMatch):
+            a = self.alias("n")
+            conds, values = _range_points(pred.prefix, f"{a}.lo", f"{a}.hi", pred.value, pred.lo, pred.hi)
+            return Atom("ix_number", a, [f"{a}.pid = ?", *conds], [pid, *values])
+        if isinstance(pred, QuantityMatch):
+            return self._quantity(pred, pid)
+        if isinstance(pred, UriMatch):
+            return self._uri(pred, pid)
+        if isinstance(pred, CompositeMatch):
+            return self._composite(pred, pid)
+        if isinstance(pred, Near):
+            return self._near(pred, pid)
+        return None
+
+    def _token(self, pred: TokenMatch, pid: int) -> Atom:
+        a = self.alias("t")
+        conds: list[str] = [f"{a}.pid = ?"]
+        values: list[Any] = [pid]
+        if pred.code is not None:
+            conds.append(f"{a}.code = ?")
+            values.append(pred.code)
+        if pred.system == "":
+            conds.append(f"{a}.system IS NULL")
+        elif pred.system is not None:
+            conds.append(f"{a}.system = ?")
+            values.append(pred.system)
+        return Atom("ix_token", a, conds, values)
+
+    def _token_in(self, pred: TokenIn, pid: int) -> Atom:
+        a = self.alias("t")
+        if not pred.codes:
+            return Atom("ix_token", a, ["0"], [])
+        alternatives: list[str] = []
+        values: list[Any] = [pid]
+        for system, code in pred.codes:
+            if system is None:
+                alternatives.append(f"{a}.code = ?")
+                values.append(code)
+            else:
+                alternatives.append(f"({a}.code = ? AND {a}.system = ?)")
+                values.extend((code, system))
+        return Atom("ix_token", a, [f"{a}.pid = ?", "(" + " OR ".join(alternatives) + ")"], values)
+
+    def _string(self, pred: StringMatch, pid: int) -> Atom:
+        a = self.alias("s")
+        if pred.mode == "exact":
+            return Atom("ix_string", a, [f"{a}.pid = ?", f"{a}.exact = ?"], [pid, pred.value])
+        if pred.mode == "contains":
+            return Atom("ix_string", a, [f"{a}.pid = ?", f"instr({a}.norm, ?) > 0"], [pid, pred.value])
+        return Atom(
+            "ix_string",
+            a,
+            [f"{a}.pid = ?", f"{a}.norm >= ?", f"{a}.norm < ?"],
+            [pid, pred.value, pred.value + "\U0010ffff"],
+        )
+
+    def _reference(self, pred: RefMatch, pid: int) -> Atom:
+        a = self.alias("f")
+        conds: list[str] = [f"{a}.pid = ?"]
+        values: list[Any] = [pid]
+        if pred.url is not None:
+            conds.append(f"{a}.url = ?")
+            values.append(pred.url)
+        if pred.id is not None:
+            conds.append(f"{a}.target_id = ?")
+            values.append(pred.id)
+        if pred.type is not None:
+            conds.append(f"{a}.target_type = ?")
+            values.append(pred.type)
+        return Atom("ix_reference", a, conds, values)
+
+    def _quantity(self, pred: QuantityMatch, pid: int) -> Atom:
+        a = self.alias("q")
+        conds, values = _range_points(pred.prefix, f"{a}.lo", f"{a}.hi", pred.value, pred.lo, pred.hi)
+        head: list[str] = [f"{a}.pid = ?"]
+        head_values: list[Any] = [pid]
+        if pred.code is not None:
+            head.append(f"{a}.code = ?")
+            head_values.append(pred.code)
+        if pred.system is not None:
+            head.append(f"{a}.system = ?")
+            head_values.append(pred.system)
+        return Atom("ix_quantity", a, [*head, *conds], [*head_values, *values])
+
+    def _uri(self, pred: UriMatch, pid: int) -> Atom:
+        a = self.alias("u")
+        if pred.mode == "below":
+            return Atom(
+                "ix_uri",
+                a,
+                [f"{a}.pid = ?", f"{a}.uri >= ?", f"{a}.uri < ?"],
+                [pid, pred.value, pred.value + "\U0010ffff"],
+            )
+        if pred.mode == "above":
+            return Atom(
+                "ix_uri", a, [f"{a}.pid = ?", f"substr(?, 1, length({a}.uri)) = {a}.uri"], [pid, pred.value]
+            )
+        return Atom("ix_uri", a, [f"{a}.pid = ?", f"{a}.uri = ?"], [pid, pred.value])
+
+    def _composite(self, pred: CompositeMatch, pid: int) -> Atom:
+        a = self.alias("c")
+        conds: list[str] = [f"{a}.pid = ?"]
+        values: list[Any] = [pid]
+        for position, part in enumerate(pred.parts, start=1):
+            c, v = _component(a, position, part, self.now_ms)
+            conds.extend(c)
+            values.extend(v)
+        return Atom("ix_composite", a, conds, values)
+
+    def _near(self, pred: Near, pid: int) -> Atom:
+        a = self.alias("g")
+        delta = pred.distance_km / 111.0
+        conds = [
+            f"{a}.pid = ?",
+            f"{a}.lat BETWEEN ? AND ?",
+            f"6371.0 * acos(min(1.0, sin(radians(?)) * sin(radians({a}.lat)) + "
+            f"cos(radians(?)) * cos(radians({a}.lat)) * cos(radians({a}.lon - ?)))) <= ?",
+        ]
+        values = [
+            pid,
+            pred.latitude - delta,
+            pred.latitude + delta,
+            pred.latitude,
+            pred.latitude,
+            pred.longitude,
+            pred.distance_km,
+        ]
+        return Atom("ix_geo", a, conds, values)
+
+    def _chain(self, pred: Chain) -> Atom | None:
+        pid = self.pid_of(pred.param)
+        if pid is None:
+            return None
+        a = self.alias("f")
+        inner_params: list[Any] = []
+        target = self.resource_query(pred.where, (pred.target_type,), "id", inner_params)
+        return Atom(
+            "ix_reference",
+            a,
+            [f"{a}.pid = ?", f"{a}.target_type = ?", f"{a}.target_id IN ({target})"],
+            [pid, pred.target_type, *inner_params],
+        )
+
+    def _has(self, pred: Has, r: str, types: tuple[str, ...], params: list[Any]) -> str:
+        pid = self.pid_of(pred.param)
+        if pid is None:
+            return "0"
+        a = self.alias("h")
+        source_params: list[Any] = []
+        source = self.resource_query(pred.where, (pred.source_type,), "rk", source_params)
+        where = [
+            self.tenant(a, params),
+            f"{a}.pid = ?",
+            f"{a}.target_type = {r}.type",
+            f"{a}.target_id = {r}.id",
+            f"{a}.rk IN ({source})",
+        ]
+        params.append(pid)
+        params.extend(source_params)
+        return f"EXISTS (SELECT 1 FROM ix_reference {a} WHERE {' AND '.join(where)})"
+
+    def _missing(self, pred: Missing, r: str, params: list[Any]) -> str:
+        pid = self.pid_of(pred.param)
+        if pid is None:
+            return "1" if pred.missing else "0"
+        table = TABLE_OF_KIND.get(pred.kind, "ix_token")
+        a = self.alias("m")
+        where = [f"{a}.rk = {r}.rk", self.tenant(a, params), f"{a}.pid = ?"]
+        params.append(pid)
+        found = f"EXISTS (SELECT 1 FROM {table} {a} WHERE {' AND '.join(where)})"
+        return f"NOT {found}" if pred.missing else found
+
+    def _list(self, pred: ListMember, r: str, params: list[Any]) -> str:
+        pid = self.pid_of("List.item")
+        if pid is None:
+            return "0"
+        a, lst = self.alias("l"), self.alias("r")
+        where = [self.tenant(a, params), f"{a}.pid = ?", f"{a}.target_type = {r}.type"]
+        params.append(pid)
+        inner = [self.tenant(lst, params), f"{lst}.type = ?", f"{lst}.id = ?", f"{lst}.deleted = 0"]
+        params.extend(("List", pred.list_id))
+        where.append(f"{a}.rk IN (SELECT {lst}.rk FROM resource {lst} WHERE {' AND '.join(inner)})")
+        return f"{r}.id IN (SELECT {a}.target_id FROM ix_reference {a} WHERE {' AND '.join(where)})"
+
+    def _text(self, pred: TextSearch, r: str, params: list[Any]) -> str:
+        a = self.alias("x")
+        column = "narrative" if pred.field == "narrative" else "content"
+        query = " ".join('"' + word.replace('"', '""') + '"' for word in pred.query.split())
+        where = [f"{a}.rowid = {r}.rk", self.tenant(a, params), f"{a}.{column} MATCH ?"]
+        params.append(query)
+        return f"EXISTS (SELECT 1 FROM ix_text {a} WHERE {' AND '.join(where)})"
+
+    # -- resource queries (chains, _has) ----------------------------------------------------
+    def resource_query(
+        self, pred: Predicate | None, types: tuple[str, ...], column: str, params: list[Any]
+    ) -> str:
+        """``SELECT r.<column> FROM resource r WHERE ...``: current resources matching ``pred``,
+        driven from the first index-backed part of it when there is one."""
+        r = self.alias("r")
+        where = [self.tenant(r, params), f"{r}.deleted = 0"]
+        if types:
+            where.append(f"{r}.type IN ({', '.join('?' for _ in types)})")
+            params.extend(types)
+        if pred is not None:
+            parts: list[Predicate] = list(pred.parts) if isinstance(pred, And) else [pred]
+            driver: Predicate | None = next((p for p in parts if self.drivable(p)), None)
+            if driver is not None:
+                atom = self.atom(driver)
+                if atom is None:
+                    return f"SELECT {r}.{column} FROM resource {r} WHERE 0"
+                where.append(f"{r}.rk IN ({self.rk_set(atom, params)})")
+                parts.remove(driver)
+            where.extend(self.where(p, r, types, params) for p in parts)
+        return f"SELECT {r}.{column} FROM resource {r} WHERE {' AND '.join(where)}"
+
+    @staticmethod
+    def drivable(pred: Predicate) -> bool:
+        return isinstance(
+            pred,
+            (
+                TokenMatch,
+                TokenText,
+                TokenIn,
+                StringMatch,
+                RefMatch,
+                DateMatch,
+                NumberMatch,
+                QuantityMatch,
+                UriMatch,
+                CompositeMatch,
+                Near,
+                Chain,
+            ),
+        )
+
+
+# -- ranges -------------------------------------------------------------------------------------
+def _approx_window(lo: int, hi: int, now_ms: int) -> tuple[int, int]:
+    """``ap`` on dates: the value's range widened by 10% of its distance from now (at least a day)."""
+    gap = max(abs(now_ms - lo), abs(now_ms - hi))
+    margin = max(gap // 10, _DAY_MS)
+    return lo - margin, hi + margin
+
+
+def _range_dates(
+    prefix: str, lo_col: str, hi_col: str, s_lo: int, s_hi: int, now_ms: int
+) -> tuple[list[str], list[Any]]:
+    """Target ``[lo_col, hi_col)`` against search ``[s_lo, s_hi)``, as search.html defines."""
+    if prefix == "eq":
+        return [f"{lo_col} >= ?", f"{lo_col} < ?", f"{hi_col} <= ?"], [s_lo, s_hi, s_hi]
+    if prefix == "ne":
+        return [f"NOT ({lo_col} >= ? AND {hi_col} <= ?)"], [s_lo, s_hi]
+    if prefix == "gt":
+        return [f"{hi_col} > ?"], [s_hi]
+    if prefix == "lt":
+        return [f"{lo_col} < ?"], [s_lo]
+    if prefix == "ge":
+        return [f"{hi_col} > ?", f"({hi_col} > ? OR ({lo_col} >= ? AND {hi_col} <= ?))"], [
+            s_lo,
+            s_hi,
+            s_lo,
+            s_hi,
+        ]
+    if prefix == "le":
+        return [f"{lo_col} < ?", f"({lo_col} < ? OR ({lo_col} >= ? AND {hi_col} <= ?))"], [
+            s_hi,
+            s_lo,
+            s_lo,
+            s_hi,
+        ]
+    if prefix == "sa":
+        return [f"{lo_col} >= ?"], [s_hi]
+    if prefix == "eb":
+        return [f"{hi_col} <= ?"], [s_lo]
+    w_lo, w_hi = _approx_window(s_lo, s_hi, now_ms)
+    return [f"{lo_col} < ?", f"{hi_col} > ?"], [w_hi, w_lo]
+
+
+def _range_point_ms(prefix: str, col: str, s_lo: int, s_hi: int, now_ms: int, params: list[Any]) -> str:
+    """A point in time (``_lastUpdated``) as the range ``[col, col + 1)``."""
+    conds, values = _range_dates(prefix, col, f"({col} + 1)", s_lo, s_hi, now_ms)
+    params.extend(values)
+    return "(" + " AND ".join(conds) + ")"
+
+
+def _range_points(
+    prefix: str, lo_col: str, hi_col: str, value: float, s_lo: float, s_hi: float
+) -> tuple[list[str], list[Any]]:
+    """Numbers and quantities: stored points (or Range [low, high]) against a search value."""
+    if prefix == "eq":
+        return [f"{lo_col} >= ?", f"{hi_col} < ?"], [s_lo, s_hi]
+    if prefix == "ne":
+        return [f"NOT ({lo_col} >= ? AND {hi_col} < ?)"], [s_lo, s_hi]
+    if prefix == "gt":
+        return [f"{hi_col} > ?"], [value]
+    if prefix == "lt":
+        return [f"{lo_col} < ?"], [value]
+    if prefix == "ge":
+        return [f"{hi_col} >= ?"], [value]
+    if prefix == "le":
+        return [f"{lo_col} <= ?"], [value]
+    if prefix == "sa":
+        return [f"{lo_col} > ?"], [value]
+    if prefix == "eb":
+        return [f"{hi_col} < ?"], [value]
+    margin = abs(value) * 0.1
+    return [f"{lo_col} <= ?", f"{hi_col} >= ?"], [value + margin, value - margin]
+
+
+def _component(a: str, position: int, part: Any, now_ms: int) -> tuple[list[str], list[Any]]:
+    """Conditions on one composite component, by its position (1, 2 or 3)."""
+    s, v, lo, hi = (f"{a}.s{position}", f"{a}.v{position}", f"{a}.lo{position}", f"{a}.hi{position}")
+    if isinstance(part, TokenMatch):
+        conds, values = [], []
+        if part.code is not None:
+            conds.append(f"{v} = ?")
+            values.append(part.code)
+        if part.system == "":
+            conds.append(f"{s} IS NULL")
+        elif part.system is not None:
+            conds.append(f"{s} = ?")
+            values.append(part.system)
+        return conds, values
+    if isinstance(part, StringMatch):
+        if part.mode == "exact":
+            return [f"{v} = ?"], [part.value]
+        return [f"{v} >= ?", f"{v} < ?"], [part.value, part.value + "\U0010ffff"]
+    if isinstance(part, RefMatch):
+        return [f"{v} = ?"], [part.id or part.url or ""]
+    if isinstance(part, UriMatch):
+        return [f"{v} = ?"], [part.value]
+    if isinstance(part, DateMatch):
+        return _range_dates(part.prefix, lo, hi, part.lo, part.hi, now_ms)
+    if isinstance(part, QuantityMatch):
+        conds, values = _range_points(part.prefix, lo, hi, part.value, part.lo, part.hi)
+        if part.code is not None:
+            conds.append(f"{v} = ?")
+            values.append(part.code)
+        if part.system is not None:
+            conds.append(f"{s} = ?")
+            values.append(part.system)
+        return conds, values
+    if isinstance(part, NumberMatch):
+        return _range_points(part.prefix, lo, hi, part.value, part.lo, part.hi)
+    return ["0"], []

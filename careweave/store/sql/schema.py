@@ -24,6 +24,8 @@ TENANT_TABLES = (
     "ix_quantity",
     "ix_uri",
     "ix_composite",
+    "ix_geo",
+    "ix_text",
 )
 
 _V1 = """
@@ -64,43 +66,57 @@ CREATE UNIQUE INDEX history_version ON history (rk, version);
 CREATE INDEX history_tenant ON history (tid, seq);
 CREATE INDEX history_type ON history (tid, type, seq);
 CREATE TABLE ix_token (tid INTEGER NOT NULL, pid INTEGER NOT NULL, system TEXT, code TEXT,
-                       rk INTEGER NOT NULL);
+                       flags INTEGER NOT NULL, rk INTEGER NOT NULL);
 CREATE INDEX ix_token_code ON ix_token (tid, pid, code, system);
 CREATE INDEX ix_token_rk ON ix_token (rk);
+CREATE INDEX ix_token_sort ON ix_token (tid, pid, code) WHERE flags & 1 = 1;
 CREATE TABLE ix_token_text (tid INTEGER NOT NULL, pid INTEGER NOT NULL, text TEXT NOT NULL,
                             rk INTEGER NOT NULL);
 CREATE INDEX ix_token_text_v ON ix_token_text (tid, pid, text);
 CREATE INDEX ix_token_text_rk ON ix_token_text (rk);
 CREATE TABLE ix_string (tid INTEGER NOT NULL, pid INTEGER NOT NULL, norm TEXT NOT NULL,
-                        exact TEXT NOT NULL, rk INTEGER NOT NULL);
+                        exact TEXT NOT NULL, flags INTEGER NOT NULL, rk INTEGER NOT NULL);
 CREATE INDEX ix_string_v ON ix_string (tid, pid, norm);
 CREATE INDEX ix_string_rk ON ix_string (rk);
+CREATE INDEX ix_string_first ON ix_string (tid, pid, norm) WHERE flags & 1 = 1;
+CREATE INDEX ix_string_last ON ix_string (tid, pid, norm) WHERE flags & 2 = 2;
 CREATE TABLE ix_reference (tid INTEGER NOT NULL, pid INTEGER NOT NULL, target_type TEXT,
-                           target_id TEXT, url TEXT, rk INTEGER NOT NULL);
+                           target_id TEXT, url TEXT, flags INTEGER NOT NULL, rk INTEGER NOT NULL);
 CREATE INDEX ix_reference_v ON ix_reference (tid, pid, target_id, target_type);
 CREATE INDEX ix_reference_url ON ix_reference (tid, pid, url);
 CREATE INDEX ix_reference_rk ON ix_reference (rk);
 CREATE TABLE ix_date (tid INTEGER NOT NULL, pid INTEGER NOT NULL, lo INTEGER NOT NULL,
-                      hi INTEGER NOT NULL, rk INTEGER NOT NULL);
+                      hi INTEGER NOT NULL, flags INTEGER NOT NULL, rk INTEGER NOT NULL);
 CREATE INDEX ix_date_lo ON ix_date (tid, pid, lo);
 CREATE INDEX ix_date_hi ON ix_date (tid, pid, hi);
 CREATE INDEX ix_date_rk ON ix_date (rk);
+CREATE INDEX ix_date_first ON ix_date (tid, pid, lo) WHERE flags & 1 = 1;
+CREATE INDEX ix_date_last ON ix_date (tid, pid, hi) WHERE flags & 2 = 2;
 CREATE TABLE ix_number (tid INTEGER NOT NULL, pid INTEGER NOT NULL, lo REAL NOT NULL,
-                        hi REAL NOT NULL, rk INTEGER NOT NULL);
+                        hi REAL NOT NULL, flags INTEGER NOT NULL, rk INTEGER NOT NULL);
 CREATE INDEX ix_number_v ON ix_number (tid, pid, lo);
 CREATE INDEX ix_number_rk ON ix_number (rk);
 CREATE TABLE ix_quantity (tid INTEGER NOT NULL, pid INTEGER NOT NULL, system TEXT, code TEXT,
-                          lo REAL NOT NULL, hi REAL NOT NULL, rk INTEGER NOT NULL);
+                          lo REAL NOT NULL, hi REAL NOT NULL, flags INTEGER NOT NULL,
+                          rk INTEGER NOT NULL);
 CREATE INDEX ix_quantity_v ON ix_quantity (tid, pid, code, lo);
 CREATE INDEX ix_quantity_rk ON ix_quantity (rk);
 CREATE TABLE ix_uri (tid INTEGER NOT NULL, pid INTEGER NOT NULL, uri TEXT NOT NULL,
-                     rk INTEGER NOT NULL);
+                     flags INTEGER NOT NULL, rk INTEGER NOT NULL);
 CREATE INDEX ix_uri_v ON ix_uri (tid, pid, uri);
 CREATE INDEX ix_uri_rk ON ix_uri (rk);
-CREATE TABLE ix_composite (tid INTEGER NOT NULL, pid INTEGER NOT NULL, value TEXT NOT NULL,
+CREATE TABLE ix_composite (tid INTEGER NOT NULL, pid INTEGER NOT NULL, s1 TEXT, v1 TEXT,
+                           s2 TEXT, v2 TEXT, lo2 REAL, hi2 REAL, lo3 REAL, hi3 REAL,
                            rk INTEGER NOT NULL);
-CREATE INDEX ix_composite_v ON ix_composite (tid, pid, value);
+CREATE INDEX ix_composite_v ON ix_composite (tid, pid, v1, v2);
 CREATE INDEX ix_composite_rk ON ix_composite (rk);
+CREATE TABLE ix_geo (tid INTEGER NOT NULL, pid INTEGER NOT NULL, lat REAL NOT NULL,
+                     lon REAL NOT NULL, rk INTEGER NOT NULL);
+CREATE INDEX ix_geo_v ON ix_geo (tid, pid, lat);
+CREATE INDEX ix_geo_rk ON ix_geo (rk);
+CREATE VIRTUAL TABLE ix_text USING fts5 (
+    narrative, content, tid UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+);
 INSERT INTO tenant (tid, name, created_ms, settings) VALUES (1, 'default', 0, '{}');
 """
 

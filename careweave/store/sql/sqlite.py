@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,8 +34,10 @@ from careweave.store.base import (
     Tenant,
     Transaction,
 )
-from careweave.store.sql.compile import compile_ids
+from careweave.store.sql.compile import Compiler
+from careweave.store.sql.query import search_statement
 from careweave.store.sql.schema import MIGRATIONS, TENANT_TABLES
+from careweave.store.sql.search import run_search
 from careweave.store.sql.writer import Writer
 
 __all__ = ["SqliteStore"]
@@ -59,23 +62,34 @@ _INSERT_HISTORY = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INDEX_INSERTS: dict[str, str] = {
-    "tokens": "INSERT INTO ix_token (tid, pid, system, code, rk) VALUES (?, ?, ?, ?, ?)",
+    "tokens": "INSERT INTO ix_token (tid, pid, system, code, flags, rk) VALUES (?, ?, ?, ?, ?, ?)",
     "token_texts": "INSERT INTO ix_token_text (tid, pid, text, rk) VALUES (?, ?, ?, ?)",
-    "strings": "INSERT INTO ix_string (tid, pid, norm, exact, rk) VALUES (?, ?, ?, ?, ?)",
+    "strings": "INSERT INTO ix_string (tid, pid, norm, exact, flags, rk) VALUES (?, ?, ?, ?, ?, ?)",
     "references": (
-        "INSERT INTO ix_reference (tid, pid, target_type, target_id, url, rk) VALUES (?, ?, ?, ?, ?, ?)"
+        "INSERT INTO ix_reference (tid, pid, target_type, target_id, url, flags, rk) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)"
     ),
-    "dates": "INSERT INTO ix_date (tid, pid, lo, hi, rk) VALUES (?, ?, ?, ?, ?)",
-    "numbers": "INSERT INTO ix_number (tid, pid, lo, hi, rk) VALUES (?, ?, ?, ?, ?)",
+    "dates": "INSERT INTO ix_date (tid, pid, lo, hi, flags, rk) VALUES (?, ?, ?, ?, ?, ?)",
+    "numbers": "INSERT INTO ix_number (tid, pid, lo, hi, flags, rk) VALUES (?, ?, ?, ?, ?, ?)",
     "quantities": (
-        "INSERT INTO ix_quantity (tid, pid, system, code, lo, hi, rk) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO ix_quantity (tid, pid, system, code, lo, hi, flags, rk) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     ),
-    "uris": "INSERT INTO ix_uri (tid, pid, uri, rk) VALUES (?, ?, ?, ?)",
-    "composites": "INSERT INTO ix_composite (tid, pid, value, rk) VALUES (?, ?, ?, ?)",
+    "uris": "INSERT INTO ix_uri (tid, pid, uri, flags, rk) VALUES (?, ?, ?, ?, ?)",
+    "composites": (
+        "INSERT INTO ix_composite (tid, pid, s1, v1, s2, v2, lo2, hi2, lo3, hi3, rk) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "geo": "INSERT INTO ix_geo (tid, pid, lat, lon, rk) VALUES (?, ?, ?, ?, ?)",
 }
-_INDEX_DELETES = tuple(
-    f"DELETE FROM {table} WHERE rk = ? AND tid = ?" for table in TENANT_TABLES if table[:3] == "ix_"
+_INDEX_DELETES = (
+    *(
+        f"DELETE FROM {table} WHERE rk = ? AND tid = ?"
+        for table in TENANT_TABLES
+        if table.startswith("ix_") and table != "ix_text"
+    ),
+    "DELETE FROM ix_text WHERE rowid = ? AND tid = ?",
 )
+_INSERT_TEXT = "INSERT INTO ix_text (rowid, narrative, content, tid) VALUES (?, ?, ?, ?)"
 _HISTORY_COLUMNS = "h.type, h.id, h.version, h.updated_ms, h.body IS NULL, h.body, h.method, h.seq"
 
 
@@ -201,13 +215,17 @@ class SqliteTransaction(Transaction):
                     statement,
                     [(tid, self._pid(v[0]), *v[1:], rk) for v in values],
                 )
+        if rows.narrative or rows.content:
+            self.conn.execute(_INSERT_TEXT, (rk, rows.narrative, rows.content, tid))
 
     def _pid(self, key: str) -> int:
         return self._params.ensure(self.conn, key, self.pending_params)
 
     def search_ids(self, plan: QueryPlan, limit: int) -> list[tuple[str, str]]:
-        compiled = compile_ids(plan, self.tenant.key, lambda key: self._params.lookup(self.conn, key), limit)
-        return [(t, i) for t, i in self.conn.execute(compiled.sql, compiled.params)]
+        compiler = Compiler(self.tenant.key, lambda key: self._params.lookup(self.conn, key), self.now_ms)
+        statement = search_statement(self.conn, compiler, replace(plan, count=limit, sort=()))
+        rows = self.conn.execute(statement.sql, statement.params).fetchall()
+        return [(row[1], row[2]) for row in rows[:limit]]
 
 
 class SqliteStore:
@@ -320,14 +338,23 @@ class SqliteStore:
     async def search(self, tenant: Tenant, plan: QueryPlan) -> SearchPage:
         def run() -> SearchPage:
             conn = self._reader()
-            compiled = compile_ids(plan, tenant.key, lambda key: self._params.lookup(conn, key), plan.count)
-            keys = conn.execute(compiled.sql, compiled.params).fetchall()
-            matches = []
-            for type, id in keys:
-                row = conn.execute(_READ, (tenant.key, type, id)).fetchone()
-                if row is not None:
-                    matches.append(StoredResource(type, id, row[0], row[1], bool(row[2]), row[3]))
-            return SearchPage(matches, [], None, None)
+            conn.execute("BEGIN")
+            try:
+                return run_search(conn, tenant.key, lambda key: self._params.lookup(conn, key), plan)
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._in_pool(run)
+
+    async def explain(self, tenant: Tenant, plan: QueryPlan) -> list[str]:
+        """SQLite's query plan for a search (for benchmarks and tests)."""
+
+        def run() -> list[str]:
+            conn = self._reader()
+            compiler = Compiler(tenant.key, lambda key: self._params.lookup(conn, key))
+            statement = search_statement(conn, compiler, plan)
+            rows = conn.execute("EXPLAIN QUERY PLAN " + statement.sql, statement.params)
+            return [f"driver={statement.driver}"] + [str(r[3]) for r in rows]
 
         return await self._in_pool(run)
 

@@ -1,0 +1,165 @@
+"""Search value semantics shared by indexing and querying (pure).
+
+Rules (FHIR R4 search.html):
+1. Strings compare case- and accent-insensitively: :func:`normalise` folds case, strips combining
+   marks (NFKD) and collapses white space.
+2. Dates, dateTimes and instants are ranges at their precision: ``2020`` is the whole year,
+   ``2020-03-04T10:00`` one minute. Ranges are half-open ``[lo, hi)`` in milliseconds since the epoch,
+   UTC; a value without a time zone is taken as UTC. Open ends are :data:`NEG_INF` / :data:`POS_INF`.
+3. A number in a search has an implied precision: ``100`` means ``[99.5, 100.5)``, ``100.00``
+   means ``[99.995, 100.005)``, ``1e2`` means ``[50, 150)``. Stored numbers are points.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+
+__all__ = [
+    "NEG_INF",
+    "POS_INF",
+    "PREFIXES",
+    "date_range",
+    "normalise",
+    "number_range",
+    "split_escaped",
+    "split_prefix",
+    "unescape",
+]
+
+PREFIXES = frozenset({"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"})
+
+NEG_INF = -(2**62)
+POS_INF = 2**62
+
+_DATE_RE = re.compile(
+    r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d+))?)?"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?\Z"
+)
+_SPACE = re.compile(r"\s+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def normalise(text: str) -> str:
+    """Case-, accent- and white-space-folded form of a string, for string search."""
+    if text.isascii():
+        return " ".join(text.lower().split())
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _SPACE.sub(" ", stripped).strip()
+
+
+def _ms(dt: datetime) -> int:
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def date_range(value: str) -> tuple[int, int] | None:
+    """The ``[lo, hi)`` milliseconds a FHIR date, dateTime or instant covers; None if not one."""
+    m = _DATE_RE.match(value.strip())
+    if m is None:
+        return None
+    try:
+        return _range(m)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _range(m: re.Match[str]) -> tuple[int, int]:
+    year = int(m["y"])
+    tz = UTC
+    if m["tz"] and m["tz"] != "Z":
+        sign = 1 if m["tz"][0] == "+" else -1
+        hours, minutes = int(m["tz"][1:3]), int(m["tz"][4:6])
+        tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    if m["m"] is None:
+        start = datetime(year, 1, 1, tzinfo=tz)
+        end = datetime(year + 1, 1, 1, tzinfo=tz) if year < 9999 else None
+    elif m["d"] is None:
+        month = int(m["m"])
+        start = datetime(year, month, 1, tzinfo=tz)
+        days = calendar.monthrange(year, month)[1]
+        end = start + timedelta(days=days)
+    elif m["H"] is None:
+        start = datetime(year, int(m["m"]), int(m["d"]), tzinfo=tz)
+        end = start + timedelta(days=1)
+    else:
+        second = int(m["S"]) if m["S"] is not None else 0
+        start = datetime(year, int(m["m"]), int(m["d"]), int(m["H"]), int(m["M"]), min(second, 59), tzinfo=tz)
+        if m["f"] is not None:
+            digits = m["f"]
+            millis = int((digits + "000")[:3])
+            start += timedelta(milliseconds=millis)
+            step = (
+                timedelta(milliseconds=1)
+                if len(digits) >= 3
+                else timedelta(milliseconds=10 ** (3 - len(digits)))
+            )
+        elif m["S"] is not None:
+            step = timedelta(seconds=1)
+        else:
+            step = timedelta(minutes=1)
+        end = start + step
+    lo = _ms(start)
+    return lo, (_ms(end) if end is not None else POS_INF)
+
+
+def number_range(text: str) -> tuple[Decimal, Decimal, Decimal] | None:
+    """(value, lo, hi) of a search number at its implied precision; None if not a number."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    half = Decimal(5).scaleb(exponent - 1)
+    return value, value - half, value + half
+
+
+def split_escaped(value: str, separator: str) -> list[str]:
+    """Split at ``separator`` unless it is escaped with a backslash; escapes are kept."""
+    out: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for ch in value:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            current.append(ch)
+            escaped = True
+        elif ch == separator:
+            out.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    out.append("".join(current))
+    return out
+
+
+def unescape(value: str) -> str:
+    """Remove search escapes: ``\\,`` ``\\|`` ``\\$`` ``\\\\``."""
+    out: list[str] = []
+    escaped = False
+    for ch in value:
+        if escaped:
+            out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def split_prefix(value: str) -> tuple[str, str]:
+    """``ge2020`` -> (``ge``, ``2020``); no prefix -> (``eq``, value)."""
+    if len(value) > 2 and value[:2] in PREFIXES and (value[2].isdigit() or value[2] in "-+."):
+        return value[:2], value[2:]
+    return "eq", value
