@@ -101,6 +101,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Logging level."),
     Setting("access_log", False, _bool, "Log one line per HTTP request (method, path, status, time)."),
     Setting(
+        "tenant_cache_seconds",
+        1.0,
+        float,
+        "How long a known tenant (and its settings) is remembered between lookups. A new tenant is "
+        "served at once; a removed one, or a changed setting, takes effect within this time.",
+    ),
+    Setting(
         "cursor_secret",
         "",
         str,
@@ -143,6 +150,7 @@ class Settings:
     demo: bool = False
     log_level: str = "info"
     access_log: bool = False
+    tenant_cache_seconds: float = 1.0
     cursor_secret: str = ""
 
     def with_overrides(self, **overrides: Any) -> Settings:

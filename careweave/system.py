@@ -193,6 +193,7 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
         startup=startup,
         shutdown=shutdown,
         access_log=settings.access_log,
+        tenant_cache_seconds=settings.tenant_cache_seconds,
     )
     system = System(settings, defs, store, services, app)
     return system

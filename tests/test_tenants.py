@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -72,6 +74,8 @@ async def test_paging_cursor_of_one_tenant_is_refused_by_another(client, two_ten
 async def test_tenant_remove_deletes_its_data(system, client, two_tenants) -> None:
     await client.post("/t/gp-b/fhir/Patient", json={"resourceType": "Patient"}, headers=JSON)
     assert await system.store.remove_tenant("gp-b") is True
+    # a removed tenant stops being served within tenant_cache_seconds (1 s by default)
+    await asyncio.sleep(system.settings.tenant_cache_seconds + 0.1)
     assert (await client.get("/t/gp-b/fhir/Patient")).status_code == 404
     await system.store.create_tenant("gp-b")
     assert (await client.get("/t/gp-b/fhir/_history")).json()["entry"] == []
@@ -120,7 +124,10 @@ def test_tenant_created_by_cli_is_served_at_once(server) -> None:
         text=True,
         check=True,
     )
-    assert httpx.get(f"{server.url}/t/newcomer/fhir/metadata").status_code == 404
+    deadline = time.monotonic() + 3
+    while httpx.get(f"{server.url}/t/newcomer/fhir/metadata").status_code != 404:
+        assert time.monotonic() < deadline, "a removed tenant was still served after 3 s"
+        time.sleep(0.1)
 
 
 def test_tenant_settings_cli(tmp_path) -> None:

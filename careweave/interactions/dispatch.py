@@ -58,7 +58,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Route:
     """The FHIR URL shape of a path relative to the service base, and the parts it names."""
 

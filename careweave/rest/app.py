@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -71,6 +72,7 @@ class FhirApp:
         startup: Callable[[], Awaitable[None]] | None = None,
         shutdown: Callable[[], Awaitable[None]] | None = None,
         access_log: bool = False,
+        tenant_cache_seconds: float = 1.0,
     ) -> None:
         self.services = services
         self._max_body = max_body_bytes
@@ -79,6 +81,8 @@ class FhirApp:
         self._startup = startup
         self._shutdown = shutdown
         self._access_log = access_log
+        self._tenant_ttl = tenant_cache_seconds
+        self._tenants: dict[str, tuple[float, Tenant]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -131,10 +135,18 @@ class FhirApp:
         await self._respond(send, result, "application/fhir+json", pretty=False)
 
     async def _tenant(self, name: str | None) -> Tenant:
-        # Looked up on every request (a primary-key read): tenants and their settings changed by
-        # another process (the CLI) take effect at once, and a removed tenant is 404 at once.
-        tenant = await self.services.store.tenant("default" if name is None else unquote(name))
+        # Known tenants are remembered for tenant_cache_seconds; unknown names are always looked up,
+        # so a tenant created by another process (the CLI) is served at once.
+        key = "default" if name is None else unquote(name)
+        now = time.monotonic()
+        known = self._tenants.get(key)
+        if known is not None and known[0] > now:
+            return known[1]
+        tenant = await self.services.store.tenant(key)
+        if tenant is not None and self._tenant_ttl > 0:
+            self._tenants[key] = (now + self._tenant_ttl, tenant)
         if tenant is None:
+            self._tenants.pop(key, None)
             raise error("CW-4001", f"unknown tenant {unquote(name or 'default')!r}")
         return tenant
 
@@ -230,11 +242,11 @@ class FhirApp:
         return f"{scheme}://{host}{scope.get('root_path', '')}"
 
     async def _respond(self, send: Send, result: Result, media: str, pretty: bool) -> None:
-        headers = [(b"content-type", f"{media}; charset=utf-8".encode())]
+        headers = [(b"content-type", _CONTENT_TYPES.get(media) or f"{media}; charset=utf-8".encode())]
         if result.etag:
             headers.append((b"etag", result.etag.encode()))
         if result.last_modified_ms is not None:
-            headers.append((b"last-modified", http_date(result.last_modified_ms).encode()))
+            headers.append((b"last-modified", _last_modified(result.last_modified_ms // 1000)))
         if result.location:
             headers.append((b"location", result.location.encode()))
         if result.content_location:
@@ -245,6 +257,18 @@ class FhirApp:
         if result.status in (204, 304):
             body = b""
         await _send(send, result.status, body, headers)
+
+
+_CONTENT_TYPES = {
+    "application/fhir+json": b"application/fhir+json; charset=utf-8",
+    "application/json": b"application/json; charset=utf-8",
+}
+
+
+@functools.lru_cache(maxsize=1024)
+def _last_modified(seconds: int) -> bytes:
+    """Last-Modified header values, memoised by the second (they repeat across reads)."""
+    return http_date(seconds * 1000).encode()
 
 
 def _param(params: list[tuple[str, str]], name: str) -> str | None:

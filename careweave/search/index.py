@@ -99,14 +99,22 @@ def _flag(rows: list[Any], low: Callable[[Any], Any], high: Callable[[Any], Any]
     largest sort key of each parameter. Producers append rows with 0 there."""
     if not rows:
         return rows
-    unique = list(dict.fromkeys((*r[:at], 0, *r[at + 1 :]) for r in rows))
-    by_param: dict[str, list[int]] = {}
+    unique = list(dict.fromkeys(rows))  # producers append flags 0, so equal rows are equal tuples
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
     for i, r in enumerate(unique):
-        by_param.setdefault(r[0], []).append(i)
+        param = r[0]
+        j = first.get(param)
+        if j is None:
+            first[param] = last[param] = i
+            continue
+        if low(r) < low(unique[j]):
+            first[param] = i
+        if high(r) > high(unique[last[param]]):
+            last[param] = i
     flags = [0] * len(unique)
-    for indexes in by_param.values():
-        first = min(indexes, key=lambda i: low(unique[i]))
-        last = max(indexes, key=lambda i: high(unique[i]))
-        flags[first] |= FIRST
-        flags[last] |= LAST
-    return [(*r[:at], flags[i], *r[at + 1 :]) for i, r in enumerate(unique)]
+    for i in first.values():
+        flags[i] |= FIRST
+    for i in last.values():
+        flags[i] |= LAST
+    return [(*r[:at], flags[i], *r[at + 1 :]) if flags[i] else r for i, r in enumerate(unique)]

@@ -23,7 +23,7 @@ from careweave.fhir.fhirpath import Expression, FhirPathEngine, FhirPathError, N
 from careweave.search.extract import EXTRACTORS, Context, token_rows
 from careweave.search.index import IndexRows
 from careweave.search.registry import SearchParam, SearchParamRegistry, split_expression
-from careweave.search.values import date_range, normalise
+from careweave.search.values import normalise
 
 __all__ = ["Indexer", "code_systems_of"]
 
@@ -219,24 +219,20 @@ def _narrative(resource: dict[str, Any]) -> str:
     return ""
 
 
+_NOT_CONTENT = frozenset({"div", "resourceType", "id", "meta", "url", "system", "reference"})
+
+
 def _content(resource: dict[str, Any]) -> str:
+    """Every string value of the resource (not ids, urls, systems or references), for _content."""
     out: list[str] = []
-    size = 0
-
-    def walk(value: Any, key: str) -> None:
-        nonlocal size
-        if size > _MAX_CONTENT:
-            return
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if k not in ("div", "resourceType", "id", "meta", "url", "system", "reference"):
-                    walk(v, k)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v, key)
-        elif isinstance(value, str) and date_range(value) is None:
+    stack: list[Any] = [resource]
+    while stack and len(out) < 2000:
+        value = stack.pop()
+        if value.__class__ is dict:
+            stack.extend(v for k, v in value.items() if k not in _NOT_CONTENT)
+        elif value.__class__ is list:
+            stack.extend(value)
+        elif value.__class__ is str:
             out.append(value)
-            size += len(value) + 1
-
-    walk(resource, "")
+    out.reverse()
     return normalise(" ".join(out))[:_MAX_CONTENT]

@@ -127,3 +127,39 @@ async def test_tenants(store: Store) -> None:
     assert updated.setting("validate_profiles") is False
     assert await store.remove_tenant("a") is True
     assert await store.remove_tenant("a") is False
+
+
+async def test_update_replaces_index_rows(store: Store, tenant: Tenant) -> None:
+    await store.write(tenant, lambda tx: writes.create(tx, prepared("u", nhs="111"), "u"))
+    await store.write(tenant, lambda tx: writes.update(tx, prepared("u", "Z", nhs="222"), "u"))
+    old = QueryPlan(("Patient",), TokenMatch("Patient.identifier", None, "111"))
+    new = QueryPlan(("Patient",), TokenMatch("Patient.identifier", None, "222"))
+    assert await store.write(tenant, lambda tx: tx.search_ids(old, 10)) == []
+    assert await store.write(tenant, lambda tx: tx.search_ids(new, 10)) == [("Patient", "u")]
+
+
+async def test_database_from_an_older_schema_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    from careweave.store.sql.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO param (pid, key) VALUES (1, 'Patient.identifier')")
+    conn.execute("INSERT INTO resource (rk, tid, type, id, version, updated_ms, deleted, body) "
+                 "VALUES (1, 1, 'Patient', 'm', 1, 0, 0, '{}')")
+    conn.execute("INSERT INTO ix_token VALUES (1, 1, 'urn:nhs', 'old', 0, 1)")
+    conn.close()
+    store = SqliteStore(path, synchronous="NORMAL")
+    try:
+        tenant = await store.tenant("default")
+        assert tenant is not None
+        await store.write(tenant, lambda tx: writes.update(tx, prepared("m", nhs="new"), "m"))
+        old = QueryPlan(("Patient",), TokenMatch("Patient.identifier", None, "old"))
+        assert await store.write(tenant, lambda tx: tx.search_ids(old, 10)) == []
+    finally:
+        await store.close()

@@ -220,6 +220,7 @@ class Compiler:
         values: list[Any] = [pid]
         if pred.url is not None:
             conds.append(f"{a}.url = ?")
+            conds.append(f"{a}.url IS NOT NULL")  # lets SQLite use the partial url index
             values.append(pred.url)
         if pred.id is not None:
             conds.append(f"{a}.target_id = ?")

@@ -9,7 +9,7 @@ Rules:
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "TENANT_TABLES"]
+__all__ = ["INDEX_TABLES", "MIGRATIONS", "TENANT_TABLES"]
 
 # Tables whose rows belong to a tenant (removed with it; scoped by tid in every statement).
 TENANT_TABLES = (
@@ -120,4 +120,18 @@ CREATE VIRTUAL TABLE ix_text USING fts5 (
 INSERT INTO tenant (tid, name, created_ms, settings) VALUES (1, 'default', 0, '{}');
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# 2: which index tables hold rows for a resource (bit i = INDEX_TABLES[i]; -1 = unknown, check all),
+# so an update deletes old rows only where there are some. Fewer index entries per write: the url
+# index only holds rows that have a url, and tokens keep no sort index (sorting by a token still
+# works, reading the token rows).
+_V2 = """
+ALTER TABLE resource ADD COLUMN ixmask INTEGER NOT NULL DEFAULT -1;
+DROP INDEX ix_reference_url;
+CREATE INDEX ix_reference_url ON ix_reference (tid, pid, url) WHERE url IS NOT NULL;
+DROP INDEX ix_token_sort;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+
+# The index tables, in the bit order of resource.ixmask.
+INDEX_TABLES = tuple(t for t in TENANT_TABLES if t.startswith("ix_"))

@@ -36,7 +36,7 @@ from careweave.store.base import (
 )
 from careweave.store.sql.compile import Compiler
 from careweave.store.sql.query import search_statement
-from careweave.store.sql.schema import MIGRATIONS, TENANT_TABLES
+from careweave.store.sql.schema import INDEX_TABLES, MIGRATIONS, TENANT_TABLES
 from careweave.store.sql.search import run_search
 from careweave.store.sql.writer import Writer
 
@@ -50,12 +50,17 @@ _VREAD = (
     "JOIN resource r ON r.rk = h.rk "
     "WHERE r.tid = ? AND r.type = ? AND r.id = ? AND h.tid = ? AND h.version = ?"
 )
-_CURRENT = "SELECT rk, version, updated_ms, deleted, body FROM resource WHERE tid = ? AND type = ? AND id = ?"
+_CURRENT = (
+    "SELECT rk, version, updated_ms, deleted, body, ixmask FROM resource "
+    "WHERE tid = ? AND type = ? AND id = ?"
+)
 _INSERT_RESOURCE = (
-    "INSERT INTO resource (tid, type, id, version, updated_ms, deleted, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO resource (tid, type, id, version, updated_ms, deleted, body, ixmask) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPDATE_RESOURCE = (
-    "UPDATE resource SET version = ?, updated_ms = ?, deleted = ?, body = ? WHERE tid = ? AND rk = ?"
+    "UPDATE resource SET version = ?, updated_ms = ?, deleted = ?, body = ?, ixmask = ? "
+    "WHERE tid = ? AND rk = ?"
 )
 _INSERT_HISTORY = (
     "INSERT INTO history (tid, rk, type, id, version, updated_ms, method, body) "
@@ -81,14 +86,39 @@ _INDEX_INSERTS: dict[str, str] = {
     ),
     "geo": "INSERT INTO ix_geo (tid, pid, lat, lon, rk) VALUES (?, ?, ?, ?, ?)",
 }
-_INDEX_DELETES = (
-    *(
-        f"DELETE FROM {table} WHERE rk = ? AND tid = ?"
-        for table in TENANT_TABLES
-        if table.startswith("ix_") and table != "ix_text"
-    ),
-    "DELETE FROM ix_text WHERE rowid = ? AND tid = ?",
+# one DELETE per index table, in INDEX_TABLES (ixmask bit) order
+_INDEX_DELETES = tuple(
+    "DELETE FROM ix_text WHERE rowid = ? AND tid = ?"
+    if table == "ix_text"
+    else f"DELETE FROM {table} WHERE rk = ? AND tid = ?"
+    for table in INDEX_TABLES
 )
+_ROWS_TABLE = {  # IndexRows attribute -> index table
+    "tokens": "ix_token",
+    "token_texts": "ix_token_text",
+    "strings": "ix_string",
+    "references": "ix_reference",
+    "dates": "ix_date",
+    "numbers": "ix_number",
+    "quantities": "ix_quantity",
+    "uris": "ix_uri",
+    "composites": "ix_composite",
+    "geo": "ix_geo",
+}
+_TABLE_BIT = {table: 1 << i for i, table in enumerate(INDEX_TABLES)}
+
+
+def _ixmask(rows: IndexRows | None) -> int:
+    """Which index tables ``rows`` puts rows into (resource.ixmask)."""
+    if rows is None:
+        return 0
+    mask = _TABLE_BIT["ix_text"] if rows.narrative or rows.content else 0
+    for attr, table in _ROWS_TABLE.items():
+        if getattr(rows, attr):
+            mask |= _TABLE_BIT[table]
+    return mask
+
+
 _INSERT_TEXT = "INSERT INTO ix_text (rowid, narrative, content, tid) VALUES (?, ?, ?, ?)"
 _HISTORY_COLUMNS = "h.type, h.id, h.version, h.updated_ms, h.body IS NULL, h.body, h.method, h.seq"
 
@@ -112,8 +142,9 @@ class _Params:
                 pid = row[0]
         return pid
 
-    def ensure(self, conn: sqlite3.Connection, key: str, pending: dict[str, int]) -> int:
-        pid = self._pids.get(key) or pending.get(key)
+    def ensure(self, conn: sqlite3.Connection, key: str, after: list[Callable[[], None]]) -> int:
+        """The id of ``key``, inserting it when new; the cache learns it only after the commit."""
+        pid = self._pids.get(key)
         if pid is None:
             row = conn.execute("SELECT pid FROM param WHERE key = ?", (key,)).fetchone()
             if row is None:
@@ -121,7 +152,8 @@ class _Params:
                 pid = int(cur.lastrowid or 0)
             else:
                 pid = int(row[0])
-            pending[key] = pid
+            learned = {key: pid}
+            after.append(lambda: self.remember(learned))
         return pid
 
     def remember(self, pending: Mapping[str, int]) -> None:
@@ -136,20 +168,29 @@ class _Params:
 class SqliteTransaction(Transaction):
     """One write job's view of the database, on the writer thread."""
 
-    def __init__(self, conn: sqlite3.Connection, tenant: Tenant, now_ms: int, params: _Params) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        tenant: Tenant,
+        now_ms: int,
+        params: _Params,
+        after: list[Callable[[], None]],
+    ) -> None:
         self.conn = conn
         self.tenant = tenant
         self.now_ms = now_ms
         self._params = params
+        self._after = after
         self._rks: dict[tuple[str, str], int] = {}
-        self.pending_params: dict[str, int] = {}
+        self._masks: dict[int, int] = {}  # rk -> ixmask of its current version
 
     def current(self, type: str, id: str) -> StoredResource | None:
         row = self.conn.execute(_CURRENT, (self.tenant.key, type, id)).fetchone()
         if row is None:
             return None
-        rk, version, updated_ms, deleted, body = row
+        rk, version, updated_ms, deleted, body, ixmask = row
         self._rks[(type, id)] = rk
+        self._masks[rk] = ixmask
         return StoredResource(type, id, version, updated_ms, bool(deleted), body)
 
     def append(self, version: NewVersion) -> StoredResource:
@@ -158,6 +199,7 @@ class SqliteTransaction(Transaction):
         if rk is None and self.current(version.type, version.id) is not None:
             rk = self._rks[(version.type, version.id)]
         conn = self.conn
+        mask = _ixmask(version.index)
         if rk is None:
             cur = conn.execute(
                 _INSERT_RESOURCE,
@@ -169,6 +211,7 @@ class SqliteTransaction(Transaction):
                     version.updated_ms,
                     int(version.deleted),
                     version.body,
+                    mask,
                 ),
             )
             rk = int(cur.lastrowid or 0)
@@ -176,10 +219,13 @@ class SqliteTransaction(Transaction):
         else:
             conn.execute(
                 _UPDATE_RESOURCE,
-                (version.version, version.updated_ms, int(version.deleted), version.body, tid, rk),
+                (version.version, version.updated_ms, int(version.deleted), version.body, mask, tid, rk),
             )
-            for statement in _INDEX_DELETES:
-                conn.execute(statement, (rk, tid))
+            old = self._masks.get(rk, -1)
+            for bit, statement in enumerate(_INDEX_DELETES):
+                if old & (1 << bit):
+                    conn.execute(statement, (rk, tid))
+        self._masks[rk] = mask
         cur = conn.execute(
             _INSERT_HISTORY,
             (
@@ -219,7 +265,7 @@ class SqliteTransaction(Transaction):
             self.conn.execute(_INSERT_TEXT, (rk, rows.narrative, rows.content, tid))
 
     def _pid(self, key: str) -> int:
-        return self._params.ensure(self.conn, key, self.pending_params)
+        return self._params.ensure(self.conn, key, self._after)
 
     def search_ids(self, plan: QueryPlan, limit: int) -> list[tuple[str, str]]:
         compiler = Compiler(self.tenant.key, lambda key: self._params.lookup(self.conn, key), self.now_ms)
@@ -371,18 +417,20 @@ class SqliteStore:
 
     # -- writes ---------------------------------------------------------------------------------
     async def write(self, tenant: Tenant, fn: Callable[[Transaction], T]) -> T:
-        return await asyncio.wrap_future(self.submit(tenant, fn))
+        result: T = await self._writer.submit_async(self._job(tenant, fn))
+        return result
 
     def submit(self, tenant: Tenant, fn: Callable[[Transaction], T]) -> Any:
         """Queue a write job; returns a concurrent.futures.Future (for synchronous callers)."""
+        return self._writer.submit(self._job(tenant, fn))
 
-        def job(conn: sqlite3.Connection) -> T:
-            tx = SqliteTransaction(conn, tenant, self._now(), self._params)
-            result = fn(tx)
-            self._params.remember(tx.pending_params)
-            return result
+    def _job(
+        self, tenant: Tenant, fn: Callable[[Transaction], T]
+    ) -> Callable[[sqlite3.Connection, list[Callable[[], None]]], T]:
+        def job(conn: sqlite3.Connection, after: list[Callable[[], None]]) -> T:
+            return fn(SqliteTransaction(conn, tenant, self._now(), self._params, after))
 
-        return self._writer.submit(job)
+        return job
 
     def _now(self) -> int:
         now = max(self._clock(), self._last_ms)
@@ -405,7 +453,7 @@ class SqliteStore:
     async def create_tenant(self, name: str, settings: Mapping[str, Any] | None = None) -> Tenant:
         body = orjson.dumps(dict(settings or {}))
 
-        def run(conn: sqlite3.Connection) -> Tenant:
+        def run(conn: sqlite3.Connection, after: list[Callable[[], None]]) -> Tenant:
             if conn.execute("SELECT 1 FROM tenant WHERE name = ?", (name,)).fetchone():
                 raise error("CW-4002", f"tenant {name!r} exists already")
             cur = conn.execute(
@@ -414,22 +462,24 @@ class SqliteStore:
             )
             return Tenant(int(cur.lastrowid or 0), name, orjson.loads(body))
 
-        return await asyncio.wrap_future(self._writer.submit(run))
+        result: Tenant = await self._writer.submit_async(run)
+        return result
 
     async def update_tenant_settings(self, name: str, settings: Mapping[str, Any]) -> Tenant:
         body = orjson.dumps(dict(settings))
 
-        def run(conn: sqlite3.Connection) -> Tenant:
+        def run(conn: sqlite3.Connection, after: list[Callable[[], None]]) -> Tenant:
             cur = conn.execute("UPDATE tenant SET settings = ? WHERE name = ?", (body, name))
             if cur.rowcount == 0:
                 raise error("CW-4001", f"no tenant {name!r}")
             tid = conn.execute("SELECT tid FROM tenant WHERE name = ?", (name,)).fetchone()[0]
             return Tenant(tid, name, orjson.loads(body))
 
-        return await asyncio.wrap_future(self._writer.submit(run))
+        result: Tenant = await self._writer.submit_async(run)
+        return result
 
     async def remove_tenant(self, name: str) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
+        def run(conn: sqlite3.Connection, after: list[Callable[[], None]]) -> bool:
             row = conn.execute("SELECT tid FROM tenant WHERE name = ?", (name,)).fetchone()
             if row is None:
                 return False
@@ -438,7 +488,7 @@ class SqliteStore:
             conn.execute("DELETE FROM tenant WHERE tid = ?", (row[0],))
             return True
 
-        return bool(await asyncio.wrap_future(self._writer.submit(run)))
+        return bool(await self._writer.submit_async(run))
 
     async def close(self) -> None:
         self._writer.close()
