@@ -169,6 +169,7 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
         compartments=defs.compartments,
         new_id=new_id,
         cursor_secret=_cursor_secret(settings),
+        engine=defs.engine,
         default_count=settings.default_count,
         max_count=settings.max_count,
         software_version=__version__,

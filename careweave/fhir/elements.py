@@ -127,6 +127,8 @@ class ElementModel:
                 continue
             if sd.get("derivation") == "constraint" and sd.get("kind") != "complex-type":
                 continue  # profiles on resources are not base types
+            if sd.get("fhirVersion", "4.0.1") != "4.0.1":
+                continue  # the R4 bundle also ships R4B's SubscriptionStatus (fhirVersion 4.3.0)
             model._add_structure_definition(sd)
         model._resource_types = frozenset(
             t.name

@@ -73,7 +73,7 @@ def capability_statement(services: Services, base_url: str, date: str) -> dict[s
         "implementation": {"description": "careweave FHIR R4 server", "url": base_url},
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json", "json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [rest],
     }
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from careweave.errors import Issue
 from careweave.fhir.elements import ElementModel
+from careweave.fhir.fhirpath import FhirPathEngine
 from careweave.search.index import IndexRows
 from careweave.search.registry import SearchParamRegistry
 from careweave.store.base import Store, Tenant
@@ -28,6 +29,7 @@ class Services:
     index: Callable[[dict[str, Any]], IndexRows]
     new_id: Callable[[], str]
     cursor_secret: bytes
+    engine: FhirPathEngine
     default_count: int = 20
     max_count: int = 1000
     compartments: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""patch: PATCH [base]/[type]/[id] with JSON Patch (RFC 6902) (http.html#patch).
+"""patch: PATCH [base]/[type]/[id] with JSON Patch (RFC 6902) or FHIRPath Patch (http.html#patch).
 
 The patch is applied to the current version outside the writer, then stored only if that version
 is still current (optimistic concurrency; retried a few times when another write came first, unless
@@ -14,9 +14,11 @@ import jsonpatch
 import orjson
 
 from careweave.errors import CareweaveError, error
+from careweave.fhir.fhirpatch import apply_fhirpath_patch
 from careweave.interactions.common import (
     check_id,
     check_type,
+    parse_body,
     parse_if_match,
     prepare,
     stored_result,
@@ -65,16 +67,34 @@ def _update(prepared: writes.Prepared, id_: str, version: int) -> Callable[[Tran
     return run
 
 
+def _patcher(services: Services, request: Request) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The function that patches a resource, from the request's patch document."""
+    content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+    if content_type == "application/json-patch+json":
+        operations = _json_patch(request)
+
+        def json_patch(doc: dict[str, Any]) -> dict[str, Any]:
+            return _apply(doc, operations)
+
+        return json_patch
+    if content_type in ("application/fhir+json", "application/json", "application/json+fhir"):
+        parameters = parse_body(request, "Parameters")
+
+        def fhirpath_patch(doc: dict[str, Any]) -> dict[str, Any]:
+            return apply_fhirpath_patch(services.engine, services.model, doc, parameters)
+
+        return fhirpath_patch
+    raise error(
+        "CW-1002",
+        "PATCH takes a JSON Patch (application/json-patch+json) or a FHIRPath Patch "
+        "(a Parameters resource, application/fhir+json)",
+    )
+
+
 async def patch(services: Services, request: Request) -> Result:
     type_ = check_type(services, request.type)
     id_ = check_id(request.id)
-    content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
-    if content_type != "application/json-patch+json":
-        raise error(
-            "CW-1002",
-            "PATCH takes a JSON Patch document (Content-Type: application/json-patch+json)",
-        )
-    operations = _json_patch(request)
+    apply = _patcher(services, request)
     if_match = parse_if_match(request)
     for _ in range(_ATTEMPTS):
         current = await services.store.read(request.tenant, type_, id_)
@@ -87,7 +107,7 @@ async def patch(services: Services, request: Request) -> Result:
                 "CW-2004",
                 f"If-Match asks for version {if_match}; the current version is {current.version}",
             )
-        patched = _apply(orjson.loads(current.body), operations)
+        patched = apply(orjson.loads(current.body))
         if patched.get("resourceType") != type_ or patched.get("id") != id_:
             raise error("CW-2009", "a patch must not change the resourceType or id")
         prepared = prepare(services, request, patched)

@@ -23,7 +23,7 @@ from typing import Any
 
 from careweave.fhir.model import parse_reference
 from careweave.search.index import IndexRows
-from careweave.search.values import NEG_INF, POS_INF, date_range, normalise
+from careweave.search.values import NEG_INF, POS_INF, date_range, normalise, soundex
 
 __all__ = ["EXTRACTORS", "Extractor"]
 
@@ -76,7 +76,14 @@ def string_rows(rows: IndexRows, key: str, value: Any, type_: str, ctx: Context)
                 texts.extend(_strings(value.get(part)))
     else:
         return
+    phonetic = key.endswith(".phonetic")
     for text in texts:
+        if phonetic:  # one Soundex code per word of the name
+            for word in text.split():
+                code = soundex(word)
+                if code:
+                    rows.strings.append((key, code, word[:_MAX_STRING], 0))
+            continue
         norm = normalise(text)
         if norm:
             rows.strings.append((key, norm[:_MAX_STRING], text[:_MAX_STRING], 0))

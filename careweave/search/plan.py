@@ -88,7 +88,7 @@ class TokenIn:
 class StringMatch:
     param: str
     value: str  # normalised for starts/contains, as given for exact
-    mode: str  # starts | contains | exact
+    mode: str  # starts | contains | exact | phonetic (value is a Soundex code)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from careweave.search.values import (
     date_range,
     normalise,
     number_range,
+    soundex,
     split_escaped,
     split_prefix,
     unescape,
@@ -110,6 +111,12 @@ def _token(param: SearchParam, modifier: str, value: str, ctx: SearchContext) ->
 
 def _string(param: SearchParam, modifier: str, value: str) -> Predicate:
     raw = unescape(value)
+    if param.code == "phonetic" and not modifier:
+        codes = [soundex(word) for word in raw.split()]
+        codes = [c for c in codes if c]
+        if not codes:
+            raise error("CW-5002", "phonetic needs a name with letters")
+        return StringMatch(param.key, codes[0], "phonetic")
     if modifier == "exact":
         return StringMatch(param.key, raw, "exact")
     norm = normalise(raw)

@@ -25,6 +25,7 @@ __all__ = [
     "date_range",
     "normalise",
     "number_range",
+    "soundex",
     "split_escaped",
     "split_prefix",
     "unescape",
@@ -120,6 +121,29 @@ def number_range(text: str) -> tuple[Decimal, Decimal, Decimal] | None:
     assert isinstance(exponent, int)
     half = Decimal(5).scaleb(exponent - 1)
     return value, value - half, value + half
+
+
+_SOUNDEX = {
+    c: d
+    for d, letters in (("1", "bfpv"), ("2", "cgjkqsxz"), ("3", "dt"), ("4", "l"), ("5", "mn"), ("6", "r"))
+    for c in letters
+}
+
+
+def soundex(word: str) -> str:
+    """American Soundex of one word (``Smith``, ``Smyth`` -> ``S530``); "" for no letters. Used by
+    the ``phonetic`` parameters (search.html leaves the algorithm to the server)."""
+    letters = [c for c in normalise(word) if "a" <= c <= "z"]
+    if not letters:
+        return ""
+    out, last = letters[0].upper(), _SOUNDEX.get(letters[0], "")
+    for c in letters[1:]:
+        code = _SOUNDEX.get(c, "")
+        if code and code != last:
+            out += code
+        if c not in "hw":
+            last = code
+    return (out + "000")[:4]
 
 
 def split_escaped(value: str, separator: str) -> list[str]:

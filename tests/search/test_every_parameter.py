@@ -47,7 +47,7 @@ async def test_every_parameter_of(type_: str, system, client) -> None:
             failures.append(f"{code}={query}: {r.status_code} {r.text[:200]}")
             continue
         other = _other(query)
-        if other != query:
+        if other != query and code != "phonetic":  # Soundex ignores the digits that differ
             r = await client.get(f"/fhir/{type_}", params={code: other, "_count": "1000"})
             if rid in {e["resource"]["id"] for e in r.json().get("entry", ())}:
                 failures.append(f"{code}={other} also found {rid}")

@@ -258,3 +258,18 @@ async def test_uri(client):
     assert await ids(client, "/fhir/ValueSet?url:below=http://example.org/fhir") == ["v0", "v1"]
     above = "/fhir/ValueSet?url:above=http://example.org/fhir/ValueSet/a/b/c"
     assert await ids(client, above) == ["v0", "v1"]
+
+
+async def test_phonetic(client, people):
+    await put(client, {"resourceType": "Patient", "id": "p5", "name": [{"family": "Smyth",
+                                                                       "given": ["Anne"]}]})
+    assert await ids(client, "/fhir/Patient?phonetic=smith") == ["p1", "p5"]
+    assert await ids(client, "/fhir/Patient?phonetic=Ann") == ["p1", "p5"]
+    assert await ids(client, "/fhir/Patient?phonetic=jonez") == ["p4"]
+
+
+def test_soundex_vectors():
+    from careweave.search.values import soundex
+    # the classic published examples
+    assert [soundex(w) for w in ("Robert", "Rupert", "Rubin", "Ashcraft", "Tymczak", "Pfister")] == [
+        "R163", "R163", "R150", "A261", "T522", "P236"]

@@ -205,6 +205,8 @@ class Compiler:
         a = self.alias("s")
         if pred.mode == "exact":
             return Atom("ix_string", a, [f"{a}.pid = ?", f"{a}.exact = ?"], [pid, pred.value])
+        if pred.mode == "phonetic":
+            return Atom("ix_string", a, [f"{a}.pid = ?", f"{a}.norm = ?"], [pid, pred.value])
         if pred.mode == "contains":
             return Atom("ix_string", a, [f"{a}.pid = ?", f"instr({a}.norm, ?) > 0"], [pid, pred.value])
         return Atom(
