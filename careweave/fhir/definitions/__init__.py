@@ -24,6 +24,8 @@ NAMES = (
     "v3-codesystems",
     "compartmentdefinition-patient",
     "extension-definitions",
+    "v2-tables",
+    "conceptmaps",
 )
 
 
