@@ -9,6 +9,8 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import tempfile
@@ -28,6 +30,8 @@ from careweave.fhir.fhirpath import FhirPathEngine
 from careweave.fhir.validation import ProfileLibrary, Terminology, Validator
 from careweave.generate import DEMO, generate
 from careweave.interactions.context import Services, Validate, new_id
+from careweave.interactions.jobs import JobRunner
+from careweave.interactions.tenants import TenantDirectory, TenantSearch
 from careweave.rest.app import FhirApp
 from careweave.search.indexer import Indexer, code_systems_of
 from careweave.search.registry import SearchParamRegistry
@@ -150,6 +154,7 @@ class System:
     store: Store
     services: Services
     app: FhirApp
+    jobs: JobRunner
 
     async def close(self) -> None:
         await self.store.close()
@@ -159,25 +164,34 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
     defs = defs or load_definitions()
     store = open_store(settings)
     indexer = Indexer(defs.search_params, defs.engine, defs.code_systems)
+    tenants = TenantDirectory(store, settings.tenant_cache_seconds)
+    search = TenantSearch(store, defs.search_params, indexer, defs.engine, defs.code_systems)
+    runner = JobRunner(store, search, tenants)
     services = Services(
         store=store,
         model=defs.model,
         search_params=defs.search_params,
         validate=_validate(defs),
+        tenants=tenants,
+        search=search,
         expand=_expand(defs.terminology),
-        index=indexer.index,
         compartments=defs.compartments,
         new_id=new_id,
         cursor_secret=_cursor_secret(settings),
         engine=defs.engine,
         default_count=settings.default_count,
         max_count=settings.max_count,
+        wake_jobs=runner.wake,
         software_version=__version__,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     system: System
 
+    stop_jobs = asyncio.Event()
+    background: list[asyncio.Task[None]] = []
+
     async def startup() -> None:
+        background.append(asyncio.create_task(runner.run(stop_jobs), name="careweave-jobs"))
         if settings.demo:
             loaded = await load_demo(system)
             if loaded:
@@ -185,6 +199,11 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
         log.info("careweave %s ready (data in %s)", __version__, settings.data_dir)
 
     async def shutdown() -> None:
+        stop_jobs.set()
+        runner.wake()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
         await system.close()
 
     app = FhirApp(
@@ -194,9 +213,8 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
         startup=startup,
         shutdown=shutdown,
         access_log=settings.access_log,
-        tenant_cache_seconds=settings.tenant_cache_seconds,
     )
-    system = System(settings, defs, store, services, app)
+    system = System(settings, defs, store, services, app, runner)
     return system
 
 
@@ -233,7 +251,11 @@ async def load_demo(system: System, chunk: int = 250) -> int:
                         )
                         continue
                     batch.append(
-                        writes.Prepared(resource["resourceType"], resource, system.services.index(resource))
+                        writes.Prepared(
+                            resource["resourceType"],
+                            resource,
+                            system.services.search.base.indexer.index(resource),
+                        )
                     )
                     if len(batch) >= chunk:
                         loaded += await _store_all(store, tenant, batch)

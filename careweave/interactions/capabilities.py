@@ -11,6 +11,7 @@ from careweave.interactions.request import Request
 from careweave.interactions.result import Result
 from careweave.interactions.surface import INSTANCE_LEVEL, SURFACE, SYSTEM_LEVEL, TYPE_LEVEL
 from careweave.search.params import is_supported
+from careweave.search.registry import SearchParamRegistry
 
 __all__ = ["capabilities", "capability_statement"]
 
@@ -25,13 +26,13 @@ def _operations(level: str, type_: str | None) -> list[dict[str, str]]:
     ]
 
 
-def _resource(services: Services, type_: str) -> dict[str, Any]:
+def _resource(services: Services, registry: SearchParamRegistry, type_: str) -> dict[str, Any]:
     served = set(SURFACE.values())
     interactions = sorted((TYPE_LEVEL | INSTANCE_LEVEL) & served)
     params = [
         {"name": p.code, "definition": p.url, "type": p.type}
-        for p in services.search_params.for_type(type_)
-        if is_supported(type_, p.code, services.search_params)
+        for p in registry.for_type(type_)
+        if is_supported(type_, p.code, registry)
     ]
     entry: dict[str, Any] = {
         "type": type_,
@@ -53,11 +54,16 @@ def _resource(services: Services, type_: str) -> dict[str, Any]:
     return entry
 
 
-def capability_statement(services: Services, base_url: str, date: str) -> dict[str, Any]:
+def capability_statement(
+    services: Services, base_url: str, date: str, registry: SearchParamRegistry | None = None
+) -> dict[str, Any]:
+    """The CapabilityStatement for a tenant whose search parameters are ``registry`` (default:
+    the specification's)."""
+    registry = registry or services.search_params
     served = set(SURFACE.values())
     rest: dict[str, Any] = {
         "mode": "server",
-        "resource": [_resource(services, t) for t in sorted(services.resource_types)],
+        "resource": [_resource(services, registry, t) for t in sorted(services.resource_types)],
         "interaction": [{"code": code} for code in sorted(SYSTEM_LEVEL & served)],
     }
     system_ops = _operations("system", None)
@@ -79,4 +85,5 @@ def capability_statement(services: Services, base_url: str, date: str) -> dict[s
 
 
 async def capabilities(services: Services, request: Request) -> Result:
-    return Result(200, capability_statement(services, request.base_url, services.started_at))
+    registry = (await services.search.of(request.tenant)).registry
+    return Result(200, capability_statement(services, request.base_url, services.started_at, registry))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -12,10 +13,13 @@ from careweave.fhir.model import is_valid_id
 from careweave.interactions.context import Services
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result, information
+from careweave.interactions.searchparams import after_commit, effects_of
 from careweave.search.params import SearchContext, parse_search
 from careweave.search.plan import QueryPlan
-from careweave.store.base import StoredResource
+from careweave.store.base import StoredResource, Tenant, Transaction
 from careweave.store.writes import Prepared
+
+T = TypeVar("T")
 
 __all__ = [
     "check_id",
@@ -26,6 +30,7 @@ __all__ = [
     "parse_if_match",
     "prepare",
     "stored_result",
+    "write",
 ]
 
 
@@ -63,7 +68,7 @@ def parse_body(request: Request, expected_type: str | None = None) -> dict[str, 
     return resource
 
 
-def prepare(services: Services, request: Request, resource: dict[str, Any]) -> Prepared:
+async def prepare(services: Services, request: Request, resource: dict[str, Any]) -> Prepared:
     """Validate (every issue at once) and index a resource about to be stored."""
     issues = services.validate(resource, request.tenant)
     errors = [i for i in issues if i.is_error]
@@ -71,7 +76,31 @@ def prepare(services: Services, request: Request, resource: dict[str, Any]) -> P
         # only profile issues (tenant setting validate_profiles): 422; any base R4 issue: 400
         code = "CW-3002" if all(i.details == "CW-3002" for i in errors) else "CW-3001"
         raise CareweaveError(code, f"{len(errors)} validation error(s)", issues)
-    return Prepared(resource["resourceType"], resource, services.index(resource))
+    indexer = (await services.search.of(request.tenant)).indexer
+    return Prepared(resource["resourceType"], resource, indexer.index(resource))
+
+
+async def write(
+    services: Services,
+    request: Request,
+    type_: str,
+    fn: Callable[[Transaction], T],
+    resource: dict[str, Any] | None,
+) -> T:
+    """Run a write in the store, with the side effects writes of ``type_`` have (custom search
+    parameters for SearchParameter) in the same transaction."""
+    effect = effects_of(services, type_, resource)
+    if effect is None:
+        return await services.store.write(request.tenant, fn)
+
+    def with_effect(tx: Transaction) -> T:
+        outcome = fn(tx)
+        effect(tx, outcome)
+        return outcome
+
+    result = await services.store.write(request.tenant, with_effect)
+    after_commit(services, request.tenant, type_)
+    return result
 
 
 def etag(version: int) -> str:
@@ -114,15 +143,20 @@ def stored_result(request: Request, stored: StoredResource, status: int, *, writ
     return result
 
 
-def criteria_plan(
-    services: Services, type_: str, query: str | list[tuple[str, str]], request_base: str = ""
+async def criteria_plan(
+    services: Services,
+    tenant: Tenant,
+    type_: str,
+    query: str | list[tuple[str, str]],
+    request_base: str = "",
 ) -> QueryPlan:
     """Search criteria of a conditional operation; unknown parameters are an error here."""
     items = parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else query
     items = [(k, v) for k, v in items if k not in ("_format", "_pretty")]
     if not items:
         raise error("CW-2006", "a conditional operation needs search criteria")
-    ctx = SearchContext(services.search_params, services.resource_types, request_base, services.expand)
+    registry = (await services.search.of(tenant)).registry
+    ctx = SearchContext(registry, services.resource_types, request_base, services.expand)
     parsed = parse_search((type_,), items, ctx, count=2, max_count=services.max_count)
     if parsed.ignored:
         raise error(

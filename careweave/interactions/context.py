@@ -11,7 +11,7 @@ from typing import Any
 from careweave.errors import Issue
 from careweave.fhir.elements import ElementModel
 from careweave.fhir.fhirpath import FhirPathEngine
-from careweave.search.index import IndexRows
+from careweave.interactions.tenants import TenantDirectory, TenantSearch
 from careweave.search.registry import SearchParamRegistry
 from careweave.store.base import Store, Tenant
 
@@ -26,7 +26,8 @@ class Services:
     model: ElementModel
     search_params: SearchParamRegistry
     validate: Validate
-    index: Callable[[dict[str, Any]], IndexRows]
+    tenants: TenantDirectory
+    search: TenantSearch
     new_id: Callable[[], str]
     cursor_secret: bytes
     engine: FhirPathEngine
@@ -35,6 +36,7 @@ class Services:
     compartments: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     # owner type -> member type -> parameters (CompartmentDefinition)
     expand: Callable[[str], list[tuple[str | None, str]] | None] | None = None  # :in value sets
+    wake_jobs: Callable[[], None] = lambda: None  # tells the job runner there is work
     software_version: str = "0"
     started_at: str = "2026-01-01T00:00:00+00:00"  # CapabilityStatement.date
 

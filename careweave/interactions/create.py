@@ -8,6 +8,7 @@ from careweave.interactions.common import (
     parse_body,
     prepare,
     stored_result,
+    write,
 )
 from careweave.interactions.context import Services
 from careweave.interactions.request import Request
@@ -23,10 +24,14 @@ async def create(services: Services, request: Request) -> Result:
     # The spec: an id in the body of a create is ignored; the server assigns its own.
     new_id = services.new_id()
     resource["id"] = new_id
-    prepared = prepare(services, request, resource)
+    prepared = await prepare(services, request, resource)
     condition = request.header("if-none-exist")
-    plan = criteria_plan(services, type_, condition, request.base_url) if condition is not None else None
-    outcome = await services.store.write(request.tenant, lambda tx: writes.create(tx, prepared, new_id, plan))
+    plan = None
+    if condition is not None:
+        plan = await criteria_plan(services, request.tenant, type_, condition, request.base_url)
+    outcome = await write(
+        services, request, type_, lambda tx: writes.create(tx, prepared, new_id, plan), resource
+    )
     assert outcome.stored is not None
     if not outcome.created:
         return stored_result(request, outcome.stored, 200, write=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from careweave.interactions.common import check_id, check_type, criteria_plan, etag
+from careweave.interactions.common import check_id, check_type, criteria_plan, etag, write
 from careweave.interactions.context import Services
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result, information
@@ -14,7 +14,7 @@ __all__ = ["conditional_delete", "delete"]
 async def delete(services: Services, request: Request) -> Result:
     type_ = check_type(services, request.type)
     id_ = check_id(request.id)
-    outcome = await services.store.write(request.tenant, lambda tx: writes.delete(tx, type_, id_))
+    outcome = await write(services, request, type_, lambda tx: writes.delete(tx, type_, id_), None)
     if outcome.changed and outcome.stored is not None:
         return Result(
             200,
@@ -26,10 +26,10 @@ async def delete(services: Services, request: Request) -> Result:
 
 async def conditional_delete(services: Services, request: Request) -> Result:
     type_ = check_type(services, request.type)
-    plan = criteria_plan(services, type_, list(request.params), request.base_url)
+    plan = await criteria_plan(services, request.tenant, type_, list(request.params), request.base_url)
     multiple = request.tenant.setting("conditional_delete_multiple", False) is True
-    outcomes = await services.store.write(
-        request.tenant, lambda tx: writes.conditional_delete(tx, plan, multiple)
+    outcomes = await write(
+        services, request, type_, lambda tx: writes.conditional_delete(tx, plan, multiple), None
     )
     deleted = [o.stored for o in outcomes if o.changed and o.stored is not None]
     if not deleted:

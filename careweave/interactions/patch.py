@@ -22,6 +22,7 @@ from careweave.interactions.common import (
     parse_if_match,
     prepare,
     stored_result,
+    write,
 )
 from careweave.interactions.context import Services
 from careweave.interactions.request import Request
@@ -110,9 +111,9 @@ async def patch(services: Services, request: Request) -> Result:
         patched = apply(orjson.loads(current.body))
         if patched.get("resourceType") != type_ or patched.get("id") != id_:
             raise error("CW-2009", "a patch must not change the resourceType or id")
-        prepared = prepare(services, request, patched)
+        prepared = await prepare(services, request, patched)
         try:
-            outcome = await services.store.write(request.tenant, _update(prepared, id_, current.version))
+            outcome = await write(services, request, type_, _update(prepared, id_, current.version), patched)
         except CareweaveError as exc:
             if exc.code == "CW-2004" and if_match is None:
                 continue  # another write came first: apply the patch to the new version

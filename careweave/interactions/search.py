@@ -32,15 +32,16 @@ from careweave.store.base import SearchPage, StoredResource
 __all__ = ["search_compartment", "search_system", "search_type"]
 
 
-def _context(services: Services, request: Request) -> SearchContext:
-    return SearchContext(services.search_params, services.resource_types, request.base_url, services.expand)
+async def _context(services: Services, request: Request) -> SearchContext:
+    registry = (await services.search.of(request.tenant)).registry
+    return SearchContext(registry, services.resource_types, request.base_url, services.expand)
 
 
-def _parse(services: Services, request: Request, types: tuple[str, ...]) -> ParsedSearch:
+async def _parse(services: Services, request: Request, types: tuple[str, ...]) -> ParsedSearch:
     return parse_search(
         types,
         request.params,
-        _context(services, request),
+        await _context(services, request),
         count=services.default_count,
         max_count=services.max_count,
         strict=request.prefer("handling") == "strict",
@@ -141,11 +142,11 @@ def _entry(
 
 async def search_type(services: Services, request: Request) -> Result:
     type_ = check_type(services, request.type)
-    return await _run(services, request, _parse(services, request, (type_,)), type_)
+    return await _run(services, request, await _parse(services, request, (type_,)), type_)
 
 
 async def search_system(services: Services, request: Request) -> Result:
-    parsed = _parse(services, request, ())
+    parsed = await _parse(services, request, ())
     return await _run(services, request, parsed, "")
 
 
@@ -167,7 +168,7 @@ async def search_compartment(services: Services, request: Request) -> Result:
                 members.append(member if len(types) == 1 else And((_type_is(type_), member)))
     if not members:
         raise error("CW-1012", f"{wanted} is not in the {owner} compartment")
-    parsed = _parse(services, request, types)
+    parsed = await _parse(services, request, types)
     path = f"{owner}/{owner_id}/{wanted}"
     return await _run(services, request, parsed, path, Or(tuple(members)))
 

@@ -11,6 +11,7 @@ from careweave.interactions.common import (
     parse_if_match,
     prepare,
     stored_result,
+    write,
 )
 from careweave.interactions.context import Services
 from careweave.interactions.request import Request
@@ -33,9 +34,9 @@ async def update(services: Services, request: Request) -> Result:
             expression=[f"{type_}.id"],
         )
     if_match = parse_if_match(request)
-    prepared = prepare(services, request, resource)
-    outcome = await services.store.write(
-        request.tenant, lambda tx: writes.update(tx, prepared, id_, if_match)
+    prepared = await prepare(services, request, resource)
+    outcome = await write(
+        services, request, type_, lambda tx: writes.update(tx, prepared, id_, if_match), resource
     )
     assert outcome.stored is not None
     return stored_result(request, outcome.stored, 201 if outcome.created else 200, write=True)
@@ -43,16 +44,16 @@ async def update(services: Services, request: Request) -> Result:
 
 async def conditional_update(services: Services, request: Request) -> Result:
     type_ = check_type(services, request.type)
-    plan = criteria_plan(services, type_, list(request.params), request.base_url)
+    plan = await criteria_plan(services, request.tenant, type_, list(request.params), request.base_url)
     resource = parse_body(request, type_)
     body_id = resource.get("id")
     new_id = body_id if isinstance(body_id, str) else services.new_id()
     to_validate = {**resource, "id": new_id}
-    prepared = prepare(services, request, to_validate)
+    prepared = await prepare(services, request, to_validate)
     if body_id is None:
         prepared = writes.Prepared(prepared.type, resource, prepared.index)
-    outcome = await services.store.write(
-        request.tenant, lambda tx: writes.conditional_update(tx, prepared, plan, new_id)
+    outcome = await write(
+        services, request, type_, lambda tx: writes.conditional_update(tx, prepared, plan, new_id), resource
     )
     assert outcome.stored is not None
     return stored_result(request, outcome.stored, 201 if outcome.created else 200, write=True)

@@ -72,7 +72,6 @@ class FhirApp:
         startup: Callable[[], Awaitable[None]] | None = None,
         shutdown: Callable[[], Awaitable[None]] | None = None,
         access_log: bool = False,
-        tenant_cache_seconds: float = 1.0,
     ) -> None:
         self.services = services
         self._max_body = max_body_bytes
@@ -81,8 +80,6 @@ class FhirApp:
         self._startup = startup
         self._shutdown = shutdown
         self._access_log = access_log
-        self._tenant_ttl = tenant_cache_seconds
-        self._tenants: dict[str, tuple[float, Tenant]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -135,19 +132,10 @@ class FhirApp:
         await self._respond(send, result, "application/fhir+json", pretty=False)
 
     async def _tenant(self, name: str | None) -> Tenant:
-        # Known tenants are remembered for tenant_cache_seconds; unknown names are always looked up,
-        # so a tenant created by another process (the CLI) is served at once.
         key = "default" if name is None else unquote(name)
-        now = time.monotonic()
-        known = self._tenants.get(key)
-        if known is not None and known[0] > now:
-            return known[1]
-        tenant = await self.services.store.tenant(key)
-        if tenant is not None and self._tenant_ttl > 0:
-            self._tenants[key] = (now + self._tenant_ttl, tenant)
+        tenant = await self.services.tenants.get(key)
         if tenant is None:
-            self._tenants.pop(key, None)
-            raise error("CW-4001", f"unknown tenant {unquote(name or 'default')!r}")
+            raise error("CW-4001", f"unknown tenant {key!r}")
         return tenant
 
     async def _fhir(

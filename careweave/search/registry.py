@@ -120,6 +120,13 @@ class SearchParamRegistry:
         self._by_type.setdefault(param.base, {})[param.code] = param
         self._by_url.setdefault(param.url, param)
 
+    def copy(self) -> SearchParamRegistry:
+        """A registry with the same parameters, to which more can be added."""
+        other = SearchParamRegistry()
+        other._by_type = {t: dict(params) for t, params in self._by_type.items()}
+        other._by_url = dict(self._by_url)
+        return other
+
     def get(self, type: str, code: str) -> SearchParam | None:
         own = self._by_type.get(type)
         if own is not None and code in own:

@@ -43,9 +43,44 @@ class Tenant:
     key: int
     name: str
     settings: Mapping[str, Any] = field(default_factory=dict)
+    params_generation: int = 0  # changes whenever the tenant's custom search parameters change
 
     def setting(self, name: str, default: Any = None) -> Any:
         return self.settings.get(name, default)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomParam:
+    """A tenant's own search parameter (from one of its SearchParameter resources), for one base.
+
+    ``state``: ``pending`` while existing resources are being reindexed (new writes are indexed
+    already), then ``ready`` (searchable)."""
+
+    key: str
+    resource_id: str
+    url: str
+    definition: Mapping[str, Any]
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A background job (reindex, export), its progress kept in the store so it survives restarts.
+
+    ``state``: queued, running, done, failed, cancelled. ``cursor`` is the job's own position
+    (the last resource row key processed, for a reindex)."""
+
+    jid: int
+    tenant: int
+    kind: str
+    payload: Mapping[str, Any]
+    state: str
+    cursor: int
+    done: int
+    total: int
+    created_ms: int
+    updated_ms: int
+    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -138,6 +173,15 @@ class Transaction(Protocol):
         """(type, id) of current, non-deleted resources matching the plan, at most ``limit``."""
         ...
 
+    def set_custom_params(self, resource_id: str, params: Sequence[CustomParam]) -> None:
+        """Replace the custom parameters defined by SearchParameter ``resource_id`` (none: drop
+        them), and move the tenant to a new parameter generation."""
+        ...
+
+    def add_job(self, kind: str, payload: Mapping[str, Any], total: int = 0) -> int:
+        """Queue a background job; returns its id."""
+        ...
+
 
 class Store(Protocol):
     """A tenant-aware FHIR resource store. Implementations: store.sql.sqlite (and postgres)."""
@@ -164,6 +208,37 @@ class Store(Protocol):
     async def remove_tenant(self, name: str) -> bool: ...
 
     async def update_tenant_settings(self, name: str, settings: Mapping[str, Any]) -> Tenant: ...
+
+    # custom search parameters and background jobs
+    async def custom_params(self, tenant: Tenant) -> list[CustomParam]: ...
+
+    async def tenant_by_key(self, key: int) -> Tenant | None: ...
+
+    async def jobs(self, tenant: Tenant, kind: str | None = None) -> list[Job]: ...
+
+    async def claim_job(self, tenant: Tenant, kinds: Sequence[str]) -> Job | None:
+        """The tenant's oldest queued (or interrupted running) job of these kinds, now running."""
+        ...
+
+    async def update_job(self, tenant: Tenant, jid: int, **fields: Any) -> None: ...
+
+    async def count(self, tenant: Tenant, types: Sequence[str]) -> int: ...
+
+    async def reindex_chunk(
+        self,
+        tenant: Tenant,
+        types: Sequence[str],
+        after_rk: int,
+        limit: int,
+        index: Callable[[dict[str, Any]], IndexRows],
+        keys: frozenset[str] | None,
+    ) -> tuple[int | None, int]:
+        """Re-extract index rows for the next ``limit`` current resources of ``types`` after row
+        key ``after_rk`` (only the parameters ``keys``, or all when None), in one transaction.
+        Returns the last row key done (None when there was nothing left) and how many."""
+        ...
+
+    async def mark_params_ready(self, tenant: Tenant, keys: Sequence[str]) -> None: ...
 
     async def close(self) -> None: ...
 

@@ -34,7 +34,7 @@ async def test_every_parameter_of(type_: str, system, client) -> None:
     for n, param in enumerate(system.definitions.search_params.own(type_)):
         resource, query = generator.sample(type_, param, n)
         resource["id"] = f"p{n}"
-        prepared = writes.Prepared(type_, resource, system.services.index(resource))
+        prepared = writes.Prepared(type_, resource, system.services.search.base.indexer.index(resource))
         await system.store.write(tenant, lambda tx, p=prepared, i=resource["id"]:
                                  writes.update(tx, p, i))
         cases.append((param.code, query, resource["id"]))
@@ -52,4 +52,4 @@ async def test_every_parameter_of(type_: str, system, client) -> None:
             if rid in {e["resource"]["id"] for e in r.json().get("entry", ())}:
                 failures.append(f"{code}={other} also found {rid}")
     assert failures == []
-    assert system.services.index.__self__.failures == {}  # type: ignore[attr-defined]
+    assert system.services.search.base.indexer.failures == {}

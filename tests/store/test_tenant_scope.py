@@ -82,6 +82,10 @@ async def test_no_statement_escapes_its_tenant(tmp_path: Path, monkeypatch, defi
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             await _exercise(client, "/fhir")
             await _exercise(client, "/t/other/fhir")
+            await system.jobs.run_once()  # custom parameter and $reindex jobs, both tenants
+            for base in ("/fhir", "/t/other/fhir"):
+                r = await client.get(f"{base}/Patient?birthplace=leeds&_sort=birthplace")
+                assert r.status_code == 200
         assert await system.store.remove_tenant("other")
     finally:
         await system.close()
@@ -135,5 +139,13 @@ async def _exercise(client: httpx.AsyncClient, base: str) -> None:
         nxt = [link["url"] for link in r.json().get("link", ()) if link["relation"] == "next"]
         if nxt:
             assert (await client.get(nxt[0].replace("http://t", ""))).status_code == 200
+    await client.post(f"{base}/SearchParameter", json={
+        "resourceType": "SearchParameter", "status": "active", "code": "birthplace",
+        "url": "http://example.org/sp/birthplace", "name": "birthplace", "description": "x",
+        "base": ["Patient"], "type": "string",
+        "expression": "Patient.extension('http://example.org/birthplace').value"}, headers=JSON)
+    await client.post(f"{base}/$reindex", json={"resourceType": "Parameters", "parameter": [
+        {"name": "type", "valueCode": "Observation"}]}, headers=JSON)
+    await client.get(f"{base}/$reindex")
     await client.delete(f"{base}/Observation?subject=Patient/p2")
     await client.delete(f"{base}/Patient/p2")

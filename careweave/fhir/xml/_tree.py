@@ -70,6 +70,8 @@ def parse_tree(data: bytes | str) -> Node:
         parser.Parse(data, True)
     except expat.ExpatError as e:
         raise fail(e.lineno, f"malformed XML: {expat.ErrorString(e.code)}") from None
+    except (LookupError, UnicodeError, ValueError) as e:  # e.g. encoding="no-such-encoding"
+        raise fail(1, f"malformed XML: {e}") from None
     if builder.root is None:  # pragma: no cover - expat refuses a document with no element
         raise fail(1, "no root element")
     return builder.root

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from careweave.interactions.context import Services
+from careweave.interactions.operations.reindex import reindex
 from careweave.interactions.operations.validate import validate
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result
@@ -33,6 +34,14 @@ OPERATIONS: dict[str, Operation] = {
             None,
             frozenset({"POST", "GET"}),
             validate,
+        ),
+        Operation(
+            "reindex",
+            "https://careweave.org/fhir/OperationDefinition/reindex",
+            frozenset({"system"}),
+            None,
+            frozenset({"POST", "GET"}),
+            reindex,
         ),
     )
 }

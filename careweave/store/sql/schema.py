@@ -26,6 +26,8 @@ TENANT_TABLES = (
     "ix_composite",
     "ix_geo",
     "ix_text",
+    "custom_param",
+    "job",
 )
 
 _V1 = """
@@ -131,7 +133,39 @@ CREATE INDEX ix_reference_url ON ix_reference (tid, pid, url) WHERE url IS NOT N
 DROP INDEX ix_token_sort;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# 3: custom search parameters per tenant, with the generation that tells processes to reload them,
+# and background jobs (reindex; later exports), progress kept in the database so they survive
+# a restart.
+_V3 = """
+ALTER TABLE tenant ADD COLUMN params_generation INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE custom_param (
+    tid INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    definition BLOB NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (tid, key)
+);
+CREATE INDEX custom_param_resource ON custom_param (tid, resource_id);
+CREATE TABLE job (
+    jid INTEGER PRIMARY KEY,
+    tid INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    state TEXT NOT NULL,
+    cursor INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    error TEXT
+);
+CREATE INDEX job_state ON job (state, jid);
+CREATE INDEX job_tenant ON job (tid, jid);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 # The index tables, in the bit order of resource.ixmask.
 INDEX_TABLES = tuple(t for t in TENANT_TABLES if t.startswith("ix_"))

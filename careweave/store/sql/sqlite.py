@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -26,14 +26,17 @@ from careweave.search.index import IndexRows
 from careweave.search.plan import QueryPlan
 from careweave.store.base import (
     Change,
+    CustomParam,
     HistoryPage,
     HistoryQuery,
+    Job,
     NewVersion,
     SearchPage,
     StoredResource,
     Tenant,
     Transaction,
 )
+from careweave.store.sql import admin
 from careweave.store.sql.compile import Compiler
 from careweave.store.sql.query import search_statement
 from careweave.store.sql.schema import INDEX_TABLES, MIGRATIONS, TENANT_TABLES
@@ -264,6 +267,38 @@ class SqliteTransaction(Transaction):
         if rows.narrative or rows.content:
             self.conn.execute(_INSERT_TEXT, (rk, rows.narrative, rows.content, tid))
 
+    def set_custom_params(self, resource_id: str, params: Sequence[CustomParam]) -> None:
+        admin.set_custom_params(self.conn, self.tenant.key, resource_id, params)
+
+    def add_job(self, kind: str, payload: Mapping[str, Any], total: int = 0) -> int:
+        return admin.add_job(self.conn, self.tenant.key, kind, dict(payload), total, self.now_ms)
+
+    def replace_index(self, rk: int, rows: IndexRows, keys: frozenset[str] | None) -> None:
+        """New index rows for the resource ``rk``: all of them, or only the parameters ``keys``."""
+        tid = self.tenant.key
+        old = self.conn.execute("SELECT ixmask FROM resource WHERE tid = ? AND rk = ?", (tid, rk)).fetchone()
+        mask = -1 if old is None else int(old[0])
+        if keys is None:
+            for bit, statement in enumerate(_INDEX_DELETES):
+                if mask & (1 << bit):
+                    self.conn.execute(statement, (rk, tid))
+            new_mask = _ixmask(rows)
+        else:
+            pids = [p for p in (self._params.lookup(self.conn, k) for k in _derived(keys)) if p is not None]
+            if pids:
+                marks = ", ".join("?" for _ in pids)
+                for table in INDEX_TABLES:
+                    if table != "ix_text":
+                        self.conn.execute(
+                            f"DELETE FROM {table} WHERE rk = ? AND tid = ? AND pid IN ({marks})",
+                            (rk, tid, *pids),
+                        )
+            rows = admin.only(rows, keys)
+            rows.narrative = rows.content = ""
+            new_mask = mask | _ixmask(rows) if mask >= 0 else -1
+        self._insert_index(rk, rows)
+        self.conn.execute("UPDATE resource SET ixmask = ? WHERE tid = ? AND rk = ?", (new_mask, tid, rk))
+
     def _pid(self, key: str) -> int:
         return self._params.ensure(self.conn, key, self._after)
 
@@ -272,6 +307,11 @@ class SqliteTransaction(Transaction):
         statement = search_statement(self.conn, compiler, replace(plan, count=limit, sort=()))
         rows = self.conn.execute(statement.sql, statement.params).fetchall()
         return [(row[1], row[2]) for row in rows[:limit]]
+
+
+def _derived(keys: frozenset[str]) -> list[str]:
+    """Parameter keys with the derived keys stored beside them (:identifier, :of-type)."""
+    return [k for key in keys for k in (key, f"{key}:identifier", f"{key}:of-type")]
 
 
 class SqliteStore:
@@ -292,7 +332,9 @@ class SqliteStore:
         self._last_ms = 0
         self._local = threading.local()
         self._params = _Params()
-        self._tenants: dict[str, tuple[int, bytes, Tenant]] = {}  # parsed settings, re-used while unchanged
+        self._tenants: dict[
+            str, tuple[tuple[int, int], bytes, Tenant]
+        ] = {}  # parsed settings, re-used while unchanged
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = Writer(self._connect_writer, max_batch=group_commit_max)
         self._pool = ThreadPoolExecutor(reader_threads, thread_name_prefix="careweave-read")
@@ -441,14 +483,27 @@ class SqliteStore:
     async def tenant(self, name: str) -> Tenant | None:
         row = (
             self._reader()
-            .execute("SELECT tid, name, settings FROM tenant WHERE name = ?", (name,))
+            .execute("SELECT tid, settings, params_generation FROM tenant WHERE name = ?", (name,))
             .fetchone()
         )
-        return None if row is None else Tenant(row[0], row[1], orjson.loads(row[2]))
+        if row is None:
+            return None
+        known = self._tenants.get(name)
+        if known is not None and known[0] == (row[0], row[2]) and known[1] == row[1]:
+            return known[2]
+        tenant = Tenant(row[0], name, orjson.loads(row[1]), row[2])
+        self._tenants[name] = ((row[0], row[2]), row[1], tenant)
+        return tenant
+
+    async def tenant_by_key(self, key: int) -> Tenant | None:
+        row = self._reader().execute("SELECT name FROM tenant WHERE tid = ?", (key,)).fetchone()
+        return None if row is None else await self.tenant(row[0])
 
     async def tenants(self) -> list[Tenant]:
-        rows = self._reader().execute("SELECT tid, name, settings FROM tenant ORDER BY tid")
-        return [Tenant(tid, name, orjson.loads(settings)) for tid, name, settings in rows]
+        rows = self._reader().execute(
+            "SELECT tid, name, settings, params_generation FROM tenant ORDER BY tid"
+        )
+        return [Tenant(tid, name, orjson.loads(settings), gen) for tid, name, settings, gen in rows]
 
     async def create_tenant(self, name: str, settings: Mapping[str, Any] | None = None) -> Tenant:
         body = orjson.dumps(dict(settings or {}))
@@ -489,6 +544,49 @@ class SqliteStore:
             return True
 
         return bool(await self._writer.submit_async(run))
+
+    # -- custom search parameters and jobs ----------------------------------------------------
+    async def custom_params(self, tenant: Tenant) -> list[CustomParam]:
+        return admin.custom_params(self._reader(), tenant.key)
+
+    async def jobs(self, tenant: Tenant, kind: str | None = None) -> list[Job]:
+        return admin.jobs(self._reader(), tenant.key, kind)
+
+    async def claim_job(self, tenant: Tenant, kinds: Sequence[str]) -> Job | None:
+        result: Job | None = await self._writer.submit_async(
+            lambda conn, after: admin.claim_job(conn, tenant.key, kinds, self._clock())
+        )
+        return result
+
+    async def update_job(self, tenant: Tenant, jid: int, **fields: Any) -> None:
+        await self._writer.submit_async(
+            lambda conn, after: admin.update_job(conn, tenant.key, jid, self._clock(), **fields)
+        )
+
+    async def count(self, tenant: Tenant, types: Sequence[str]) -> int:
+        return await self._in_pool(lambda: admin.count(self._reader(), tenant.key, types))
+
+    async def reindex_chunk(
+        self,
+        tenant: Tenant,
+        types: Sequence[str],
+        after_rk: int,
+        limit: int,
+        index: Callable[[dict[str, Any]], IndexRows],
+        keys: frozenset[str] | None,
+    ) -> tuple[int | None, int]:
+        def run(conn: sqlite3.Connection, after: list[Callable[[], None]]) -> tuple[int | None, int]:
+            tx = SqliteTransaction(conn, tenant, self._now(), self._params, after)
+            found = admin.resources_after(conn, tenant.key, types, after_rk, limit)
+            for rk, body in found:
+                tx.replace_index(rk, index(orjson.loads(body)), keys)
+            return (found[-1][0] if found else None), len(found)
+
+        result: tuple[int | None, int] = await self._writer.submit_async(run)
+        return result
+
+    async def mark_params_ready(self, tenant: Tenant, keys: Sequence[str]) -> None:
+        await self._writer.submit_async(lambda conn, after: admin.mark_params_ready(conn, tenant.key, keys))
 
     async def close(self) -> None:
         self._writer.close()

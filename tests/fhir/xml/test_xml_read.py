@@ -413,3 +413,16 @@ def test_errors_name_the_line(model: ElementModel) -> None:
     data = b'<Patient xmlns="http://hl7.org/fhir">\n  <active value="true"/>\n  <foo/>\n</Patient>'
     with pytest.raises(CareweaveError, match="line 3: unknown element <foo>"):
         parse_xml(data, model)
+
+
+def test_unknown_declared_encoding_is_cw_1015(model) -> None:
+    # found by the mutation fuzz test: expat raised LookupError for an unknown encoding name
+    import pytest as _pytest
+
+    from careweave.errors import CareweaveError
+    from careweave.fhir.xml import parse_xml
+
+    with _pytest.raises(CareweaveError) as caught:
+        parse_xml(b'<?xml version="1.0" encoding="UTF-8value"?><Patient xmlns="http://hl7.org/fhir"/>',
+                  model)
+    assert caught.value.code == "CW-1015"
