@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from functools import wraps
 from pathlib import Path
@@ -213,6 +214,91 @@ def generate(
         f"wrote {summary.total_resources} resources for {summary.patients} patient records "
         f"({summary.persons} people, {summary.organisations} organisations) to {out_dir}"
     )
+
+
+@main.command()
+@storage_options
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--tenant", "tenant_name", default="default", help="Tenant to load into.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("load-rejected.ndjson"),
+    show_default=True,
+    help="Where rejected resources are written, one JSON line each with the reason.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Processes validating and indexing in parallel (default: cores - 1; 0: none).",
+)
+def load(
+    data_dir: Path | None,
+    database: str | None,
+    paths: tuple[Path, ...],
+    tenant_name: str,
+    report_path: Path,
+    workers: int | None,
+) -> None:
+    """Load NDJSON files, Bundles and folders of them into a tenant (idempotent, streaming)."""
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from careweave.interactions.loading import load_paths
+    from careweave.system import build_system
+
+    settings = _settings(data_dir=data_dir, database=database)
+
+    async def run() -> None:
+        system = build_system(settings)
+        try:
+            target = await system.store.tenant(tenant_name)
+            if target is None:
+                raise click.ClickException(f"no tenant called {tenant_name}")
+            with Progress(
+                TextColumn("{task.description}"),
+                TextColumn("{task.fields[read]:,} read"),
+                TextColumn("{task.fields[rate]:,.0f}/s"),
+                TimeElapsedColumn(),
+            ) as bar:
+                task = bar.add_task("loading", read=0, rate=0.0)
+                started = time.perf_counter()
+
+                def progress(read: int, stored: int) -> None:
+                    rate = read / max(time.perf_counter() - started, 1e-6)
+                    bar.update(task, read=read, rate=rate)
+
+                count = workers if workers is not None else max(0, (os.cpu_count() or 1) - 1)
+                preparer = None
+                if count > 0:
+                    from careweave.loadworkers import PoolPreparer, WorkerConfig
+
+                    custom = [(c.key, c.definition) for c in await system.store.custom_params(target)]
+                    preparer = PoolPreparer(count, WorkerConfig(dict(target.settings), custom))
+                try:
+                    report = await load_paths(
+                        system.services,
+                        target,
+                        list(paths),
+                        report_path=report_path,
+                        progress=progress,
+                        preparer=preparer,
+                    )
+                finally:
+                    if preparer is not None:
+                        preparer.close()
+        finally:
+            await system.close()
+        click.echo(
+            f"{report.read:,} resources from {report.files} files in {report.seconds:.1f} s "
+            f"({report.rate:,.0f}/s): {report.stored:,} stored, {report.unchanged:,} "
+            f"unchanged, {report.rejected:,} rejected"
+        )
+        if report.rejected:
+            click.echo(f"rejected resources and reasons: {report_path}")
+
+    _run(run())
 
 
 @main.group()

@@ -27,7 +27,7 @@ def _operations(level: str, type_: str | None) -> list[dict[str, str]]:
 
 
 def _resource(services: Services, registry: SearchParamRegistry, type_: str) -> dict[str, Any]:
-    served = set(SURFACE.values())
+    served = {code for codes in SURFACE.values() for code in codes.split()}
     interactions = sorted((TYPE_LEVEL | INSTANCE_LEVEL) & served)
     params = [
         {"name": p.code, "definition": p.url, "type": p.type}
@@ -60,7 +60,7 @@ def capability_statement(
     """The CapabilityStatement for a tenant whose search parameters are ``registry`` (default:
     the specification's)."""
     registry = registry or services.search_params
-    served = set(SURFACE.values())
+    served = {code for codes in SURFACE.values() for code in codes.split()}
     rest: dict[str, Any] = {
         "mode": "server",
         "resource": [_resource(services, registry, t) for t in sorted(services.resource_types)],

@@ -29,6 +29,7 @@ from careweave.interactions.read import read, vread
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result, error_result
 from careweave.interactions.search import search_compartment, search_system, search_type
+from careweave.interactions.transaction import bundle
 from careweave.interactions.update import conditional_update, update
 
 __all__ = ["HANDLERS", "Route", "dispatch", "route", "routed"]
@@ -40,6 +41,7 @@ Handler = Callable[[Services, Request], Awaitable[Result]]
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("GET", "metadata"): capabilities,
     ("GET", ""): search_system,
+    ("POST", ""): bundle,
     ("POST", "_search"): search_system,
     ("GET", "type/id/compartment"): search_compartment,
     ("GET", "_history"): history,

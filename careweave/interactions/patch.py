@@ -30,7 +30,7 @@ from careweave.interactions.result import Result
 from careweave.store import writes
 from careweave.store.base import Transaction
 
-__all__ = ["patch"]
+__all__ = ["apply_json_patch", "patch"]
 
 _ATTEMPTS = 5
 
@@ -45,7 +45,7 @@ def _json_patch(request: Request) -> list[dict[str, Any]]:
     return operations
 
 
-def _apply(document: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+def apply_json_patch(document: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
     try:
         result = jsonpatch.JsonPatch(operations).apply(document)
     except jsonpatch.JsonPatchTestFailed as exc:
@@ -75,7 +75,7 @@ def _patcher(services: Services, request: Request) -> Callable[[dict[str, Any]],
         operations = _json_patch(request)
 
         def json_patch(doc: dict[str, Any]) -> dict[str, Any]:
-            return _apply(doc, operations)
+            return apply_json_patch(doc, operations)
 
         return json_patch
     if content_type in ("application/fhir+json", "application/json", "application/json+fhir"):

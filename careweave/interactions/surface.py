@@ -1,4 +1,4 @@
-"""The REST surface as data: (method, URL shape) -> FHIR interaction code.
+"""The REST surface as data: (method, URL shape) -> FHIR interaction code(s), space-separated.
 
 ``dispatch.py`` binds a handler to every row and ``capabilities.py`` describes every row; a test
 keeps the two in step, so the CapabilityStatement says exactly what is served.
@@ -11,6 +11,7 @@ __all__ = ["INSTANCE_LEVEL", "SURFACE", "SYSTEM_LEVEL", "TYPE_LEVEL"]
 SURFACE: dict[tuple[str, str], str] = {
     ("GET", "metadata"): "capabilities",
     ("GET", ""): "search-system",
+    ("POST", ""): "transaction batch",
     ("POST", "_search"): "search-system",
     ("GET", "type/id/compartment"): "search-type",
     ("GET", "_history"): "history-system",

@@ -15,13 +15,14 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from careweave.fhir.elements import ElementModel
 from careweave.fhir.fhirpath import Expression, FhirPathEngine, FhirPathError, Node
 from careweave.search.extract import EXTRACTORS, Context, token_rows
 from careweave.search.index import IndexRows
+from careweave.search.paths import PathAccessor, compile_path, compile_relative
 from careweave.search.registry import SearchParam, SearchParamRegistry, split_expression
 from careweave.search.values import normalise
 
@@ -32,8 +33,8 @@ _TAG = re.compile(r"<[^>]+>")
 _MAX_CONTENT = 20_000
 
 # (parameter, its expression, its components' expressions, the top-level elements it reads or
-# None when that cannot be told from the expression)
-Plan = list[tuple[SearchParam, Expression, list[Expression], frozenset[str] | None]]
+# None when that cannot be told from the expression, a direct accessor when it is a simple path)
+Plan = list[tuple[SearchParam, Expression, list[Expression], frozenset[str] | None, PathAccessor | None]]
 _PATH_START = re.compile(r"\(*\s*([A-Z][A-Za-z]+)\.([a-z][A-Za-z0-9]*)")
 
 
@@ -85,11 +86,15 @@ class Indexer:
         registry: SearchParamRegistry,
         engine: FhirPathEngine,
         code_systems: Mapping[str, str] | None = None,
+        *,
+        fast: bool = True,
     ) -> None:
         self._registry = registry
+        self._fast = fast  # False: every expression through the FHIRPath engine (tests, benchmarks)
         self._engine = engine
         self._ctx = Context(code_systems)
         self._plans: dict[str, Plan] = {}
+        self._relatives: dict[tuple[str, str], tuple[PathAccessor, bool] | None] = {}
         self.failures: dict[str, str] = {}
 
     def plan(self, type_: str) -> Plan:
@@ -108,34 +113,48 @@ class Indexer:
                 except FhirPathError as exc:
                     self.failures[f"{type_}.{param.code}"] = str(exc)
                     continue
-                found.append((param, compiled, components, _top_elements(type_, expression)))
+                accessor = compile_path(self._engine.model, type_, expression) if self._fast else None
+                found.append((param, compiled, components, _top_elements(type_, expression), accessor))
             self._plans[type_] = found
         return found
 
     def index(self, resource: dict[str, Any]) -> IndexRows:
         rows = IndexRows()
         type_ = resource.get("resourceType", "")
-        root = self._engine.node(resource)
+        root: Node | None = None
         present = _present(self._engine.model, type_, resource)
         seen: dict[Any, list[Node]] = {}
-        for param, expression, components, reads in self.plan(type_):
+        for param, expression, components, reads, accessor in self.plan(type_):
             if reads is not None and reads.isdisjoint(present):
                 continue
             try:
-                nodes = seen.get(expression.text)
-                if nodes is None:
-                    nodes = seen[expression.text] = expression.evaluate_nodes(root)
-                if param.type == "composite":
-                    self._composite(rows, param, nodes, components, root, seen)
+                if (
+                    param.type == "composite"
+                    and accessor is not None
+                    and (self._composite_fast(rows, param, accessor, resource, type_))
+                ):
                     continue
+                values: Sequence[tuple[Any, str, str | None]]
+                if accessor is not None and param.type != "composite":
+                    values = accessor.values(resource, type_)
+                else:
+                    if root is None:
+                        root = self._engine.node(resource)
+                    nodes = seen.get(expression.text)
+                    if nodes is None:
+                        nodes = seen[expression.text] = expression.evaluate_nodes(root)
+                    if param.type == "composite":
+                        self._composite(rows, param, nodes, components, root, seen)
+                        continue
+                    values = [(n.value, n.type, _element_path(n)) for n in nodes]
                 extract = EXTRACTORS.get(param.type)
                 if extract is None:
                     continue
-                for node in nodes:
+                for value, value_type, path in values:
                     if param.type == "token":
-                        token_rows(rows, param.key, node.value, node.type, self._ctx, _element_path(node))
+                        token_rows(rows, param.key, value, value_type, self._ctx, path)
                     else:
-                        extract(rows, param.key, node.value, node.type, self._ctx)
+                        extract(rows, param.key, value, value_type, self._ctx)
             except (FhirPathError, TypeError, ValueError, AttributeError) as exc:
                 self.failures[f"{type_}.{param.code}"] = f"{type(exc).__name__}: {exc}"
         rows.narrative = _narrative(resource)
@@ -143,6 +162,54 @@ class Indexer:
         return rows.finish()
 
     # -- composites ---------------------------------------------------------------------------
+    def _relative(self, context: str, expression: str, type_: str) -> tuple[PathAccessor, bool] | None:
+        """A component's accessor: relative to its focus, or from the resource for %resource."""
+        key = (context, expression)
+        if key not in self._relatives:
+            if expression.startswith("%resource."):
+                found = compile_path(self._engine.model, type_, f"{type_}.{expression[10:]}")
+                self._relatives[key] = None if found is None else (found, True)
+            else:
+                found = compile_relative(self._engine.model, context, expression)
+                self._relatives[key] = None if found is None else (found, False)
+        return self._relatives[key]
+
+    def _composite_fast(
+        self,
+        rows: IndexRows,
+        param: SearchParam,
+        focus: PathAccessor,
+        resource: dict[str, Any],
+        type_: str,
+    ) -> bool:
+        """Composite rows through accessors; False (nothing written) when a component needs the
+        engine."""
+        kinds = self._component_kinds(param)
+        combos: list[tuple[Any, ...]] = []
+        for value, value_type, context, _ in focus.cursors(resource, type_):
+            values = []
+            for kind, component in zip(kinds, param.components, strict=True):
+                found = self._relative(context, component.expression, type_)
+                if found is None:
+                    return False
+                accessor, from_root = found
+                items = (
+                    accessor.values(resource, type_)
+                    if from_root
+                    else accessor.values(value, value_type, context)
+                )
+                values.append(_component_items(kind, items, self._ctx))
+            combos.extend(itertools.product(*values))
+        rows.composites.extend(_composite_row(param.key, combo) for combo in combos)
+        return True
+
+    def _component_kinds(self, param: SearchParam) -> list[str]:
+        kinds = []
+        for component in param.components:
+            definition = self._registry.by_url(component.definition)
+            kinds.append(definition.type if definition is not None else "")
+        return kinds
+
     def _composite(
         self,
         rows: IndexRows,
@@ -152,10 +219,7 @@ class Indexer:
         root: Node,
         seen: dict[Any, list[Node]],
     ) -> None:
-        kinds = []
-        for component in param.components:
-            definition = self._registry.by_url(component.definition)
-            kinds.append(definition.type if definition is not None else "")
+        kinds = self._component_kinds(param)
         for focus in focuses:
             values = []
             for kind, expr in zip(kinds, components, strict=True):
@@ -163,7 +227,9 @@ class Indexer:
                 nodes = seen.get(key)
                 if nodes is None:
                     nodes = seen[key] = expr.evaluate_nodes(root, context=focus)
-                values.append(_component_values(kind, nodes, self._ctx))
+                values.append(
+                    _component_items(kind, [(n.value, n.type, _element_path(n)) for n in nodes], self._ctx)
+                )
             for combo in itertools.product(*values):
                 rows.composites.append(_composite_row(param.key, combo))
 
@@ -178,30 +244,32 @@ def _element_path(node: Node) -> str | None:
 Component = tuple[str | None, str | None, float | None, float | None]  # s, v, lo, hi
 
 
-def _component_values(kind: str, nodes: list[Node], ctx: Context) -> list[Component]:
+def _component_items(
+    kind: str, items: Sequence[tuple[Any, str, str | None]], ctx: Context
+) -> list[Component]:
     out: list[Component] = []
-    for node in nodes:
+    for value, value_type, path in items:
         rows = IndexRows()
         if kind == "token":
-            token_rows(rows, "", node.value, node.type, ctx, _element_path(node))
+            token_rows(rows, "", value, value_type, ctx, path)
             out.extend((s, c, None, None) for _, s, c, _ in rows.tokens)
         elif kind == "quantity":
-            EXTRACTORS["quantity"](rows, "", node.value, node.type, ctx)
+            EXTRACTORS["quantity"](rows, "", value, value_type, ctx)
             out.extend((s, c, lo, hi) for _, s, c, lo, hi, _ in rows.quantities)
         elif kind == "number":
-            EXTRACTORS["number"](rows, "", node.value, node.type, ctx)
+            EXTRACTORS["number"](rows, "", value, value_type, ctx)
             out.extend((None, None, lo, hi) for _, lo, hi, _ in rows.numbers)
         elif kind == "date":
-            EXTRACTORS["date"](rows, "", node.value, node.type, ctx)
+            EXTRACTORS["date"](rows, "", value, value_type, ctx)
             out.extend((None, None, float(lo), float(hi)) for _, lo, hi, _ in rows.dates)
         elif kind == "string":
-            EXTRACTORS["string"](rows, "", node.value, node.type, ctx)
+            EXTRACTORS["string"](rows, "", value, value_type, ctx)
             out.extend((None, norm, None, None) for _, norm, _, _ in rows.strings)
         elif kind == "reference":
-            EXTRACTORS["reference"](rows, "", node.value, node.type, ctx)
+            EXTRACTORS["reference"](rows, "", value, value_type, ctx)
             out.extend((t, i or u, None, None) for _, t, i, u, _ in rows.references)
-        elif kind == "uri" and isinstance(node.value, str):
-            out.append((None, node.value, None, None))
+        elif kind == "uri" and isinstance(value, str):
+            out.append((None, value, None, None))
     return out
 
 

@@ -1,0 +1,1 @@
+"""Batch and transaction Bundles: parsing, ordering and reference rewriting (pure)."""

@@ -1,0 +1,190 @@
+"""Direct accessors for the simple search-parameter expressions: the fast path of indexing.
+
+Most SearchParameter expressions are plain paths (``Patient.address.city``), sometimes with a type
+(``(Observation.value as Quantity)``, ``.as(T)``, ``.ofType(T)``), a reference-type filter
+(``.where(resolve() is Patient)``) or a field filter (``.where(system='email')``), joined by
+``|``. Those compile here into walks over the JSON that yield (value, FHIR type) without building
+FHIRPath nodes; anything else goes to the FHIRPath engine.
+
+Rules:
+1. :func:`compile_path` returns None for any expression outside that subset: the caller then
+   uses the engine. There is no partial support.
+2. Results are those the engine gives (``evaluate_nodes``: value and type), in the same order; a
+   differential test over every parameter of every resource type holds the two together.
+3. ``resolve() is X`` keeps references whose literal points at type X (``X/id``, an absolute URL
+   ending in ``X/id``), as the engine's resolver-less ``resolve()`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from careweave.fhir.elements import ElementModel, choice_key
+from careweave.fhir.model import parse_reference
+from careweave.search.registry import split_expression
+
+__all__ = ["PathAccessor", "compile_path", "compile_relative"]
+
+_IDENT = r"[A-Za-z][A-Za-z0-9]*"
+_PART = re.compile(
+    rf"\(?\s*(?P<path>{_IDENT}(?:\.{_IDENT})+)"
+    rf"(?P<filters>(?:\.(?:where\((?:resolve\(\) is {_IDENT}|{_IDENT}\s*=\s*'[^']*')\)"
+    rf"|as\({_IDENT}\)|ofType\({_IDENT}\)))*)"
+    rf"(?:\s+as\s+(?P<infix>{_IDENT}))?\s*\)?\Z"
+)
+_FILTER = re.compile(
+    rf"\.(?:where\((?:resolve\(\) is (?P<resolve>{_IDENT})|(?P<field>{_IDENT})\s*=\s*'(?P<literal>[^']*)')\)"
+    rf"|(?:as|ofType)\((?P<cast>{_IDENT})\))"
+)
+
+Item = tuple[Any, str, str]  # a JSON value, its FHIR type code, its element path (Patient.gender)
+Cursor = tuple[Any, str, str, str]  # value, type, context of its children, element path
+Step = Callable[[list[Cursor]], list[Cursor]]
+
+
+class PathAccessor:
+    """A compiled simple expression: :meth:`values` gives (value, type) pairs for a resource."""
+
+    def __init__(self, parts: list[list[Step]]) -> None:
+        self._parts = parts
+
+    def values(self, resource: dict[str, Any], resource_type: str, context: str = "") -> list[Item]:
+        """(value, type, element path) of ``resource`` (or of a value whose children are those of
+        ``context``, for a relative accessor)."""
+        return [(v, t, path) for v, t, _, path in self.cursors(resource, resource_type, context)]
+
+    def cursors(self, resource: Any, resource_type: str, context: str = "") -> list[Cursor]:
+        """Like :meth:`values`, with the context of each value's own children."""
+        out: list[Cursor] = []
+        start = context or resource_type
+        for steps in self._parts:
+            current: list[Cursor] = [(resource, resource_type, start, start)]
+            for step in steps:
+                current = step(current)
+                if not current:
+                    break
+            out.extend(current)
+        return out
+
+
+def compile_path(model: ElementModel, type_: str, expression: str) -> PathAccessor | None:
+    """The accessor for ``expression`` on ``type_``, or None when it is outside the simple subset.
+    A part that is the bare type name (``Observation`` in ``Observation | Observation.component``)
+    yields the resource itself."""
+    parts: list[list[Step]] = []
+    for text in split_expression(expression):
+        text = text.strip()
+        if text == type_:
+            parts.append([])
+            continue
+        steps = _compile_part(model, type_, text, relative=False)
+        if steps is None:
+            return None
+        parts.append(steps)
+    return PathAccessor(parts)
+
+
+def compile_relative(model: ElementModel, context: str, expression: str) -> PathAccessor | None:
+    """An accessor for ``expression`` evaluated on a value whose children are those of
+    ``context`` (a composite's component, e.g. ``value.as(Quantity)`` on Observation.component)."""
+    parts: list[list[Step]] = []
+    for text in split_expression(expression):
+        steps = _compile_part(model, context, f"{context.split('.')[0]}.{text.strip()}", relative=True)
+        if steps is None:
+            return None
+        parts.append(steps)
+    return PathAccessor(parts)
+
+
+def _compile_part(model: ElementModel, type_: str, text: str, relative: bool) -> list[Step] | None:
+    m = _PART.match(text)
+    if m is None or text.count("(") != text.count(")"):
+        return None
+    names = m["path"].split(".")
+    if names[0] != type_.split(".")[0]:
+        return None
+    steps: list[Step] = []
+    context = type_
+    for name in names[1:]:
+        element = model.children(context).get(name)
+        if element is None:
+            return None
+        keys = (
+            tuple((choice_key(name, t.code), t.code) for t in element.types)
+            if element.choice
+            else ((name, element.types[0].code if element.types else "BackboneElement"),)
+        )
+        if element.choice:
+            next_context = "" if len(keys) > 1 else model.child_context(element, keys[0][1])
+        else:
+            next_context = model.child_context(element, keys[0][1])
+        steps.append(_child(model, element.content, keys, next_context, element.path))
+        context = next_context
+    for f in _FILTER.finditer(m["filters"] or ""):
+        if f["resolve"]:
+            steps.append(_resolves_to(f["resolve"]))
+        elif f["field"]:
+            steps.append(_field_equals(f["field"], f["literal"]))
+        else:
+            steps.append(_cast(model, f["cast"]))
+    if m["infix"]:
+        steps.append(_cast(model, m["infix"]))
+    return steps
+
+
+def _child(
+    model: ElementModel,
+    content: str | None,
+    keys: tuple[tuple[str, str], ...],
+    context: str,
+    element_path: str,
+) -> Step:
+    def step(items: list[Cursor]) -> list[Cursor]:
+        out: list[Cursor] = []
+        for value, _, parent_context, _ in items:
+            if value.__class__ is not dict:
+                continue
+            for key, type_code in keys:
+                found = value.get(key)
+                if found is None:
+                    continue
+                child_context = content or (context or model.base_of_constraint(type_code))
+                path = f"{parent_context}.{element_path.rsplit('.', 1)[-1].removesuffix('[x]')}"
+                if found.__class__ is list:
+                    out.extend((v, type_code, child_context, path) for v in found if v is not None)
+                else:
+                    out.append((found, type_code, child_context, path))
+        return out
+
+    return step
+
+
+def _resolves_to(target: str) -> Step:
+    def step(items: list[Cursor]) -> list[Cursor]:
+        out = []
+        for item in items:
+            value = item[0]
+            ref = value.get("reference") if value.__class__ is dict else None
+            if isinstance(ref, str):
+                parsed = parse_reference(ref)
+                if parsed is not None and parsed.type == target:
+                    out.append(item)
+        return out
+
+    return step
+
+
+def _field_equals(field: str, literal: str) -> Step:
+    def step(items: list[Cursor]) -> list[Cursor]:
+        return [item for item in items if item[0].__class__ is dict and item[0].get(field) == literal]
+
+    return step
+
+
+def _cast(model: ElementModel, wanted: str) -> Step:
+    def step(items: list[Cursor]) -> list[Cursor]:
+        return [item for item in items if model.is_subtype(item[1], wanted)]
+
+    return step
