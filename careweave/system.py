@@ -30,7 +30,7 @@ from careweave.fhir.fhirpath import FhirPathEngine
 from careweave.fhir.validation import ProfileLibrary, Terminology, Validator
 from careweave.generate import DEMO, generate
 from careweave.interactions.context import Services, Validate, new_id
-from careweave.interactions.jobs import JobRunner
+from careweave.interactions.jobs import JobRunner, JobSignal
 from careweave.interactions.tenants import TenantDirectory, TenantSearch
 from careweave.rest.app import FhirApp
 from careweave.search.indexer import Indexer, code_systems_of
@@ -38,6 +38,7 @@ from careweave.search.registry import SearchParamRegistry
 from careweave.settings import Settings, from_environment
 from careweave.store import writes
 from careweave.store.base import HistoryQuery, Store, Tenant, Transaction
+from careweave.store.files import ExportFiles
 from careweave.store.sql.sqlite import SqliteStore
 
 __all__ = ["Definitions", "System", "build_system", "create_app", "load_definitions", "open_store"]
@@ -166,7 +167,7 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
     indexer = Indexer(defs.search_params, defs.engine, defs.code_systems)
     tenants = TenantDirectory(store, settings.tenant_cache_seconds)
     search = TenantSearch(store, defs.search_params, indexer, defs.engine, defs.code_systems)
-    runner = JobRunner(store, search, tenants)
+    signal = JobSignal()
     services = Services(
         store=store,
         model=defs.model,
@@ -181,10 +182,12 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
         engine=defs.engine,
         default_count=settings.default_count,
         max_count=settings.max_count,
-        wake_jobs=runner.wake,
+        files=ExportFiles(settings.data_dir / "exports"),
+        wake_jobs=signal.set,
         software_version=__version__,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+    runner = JobRunner(services, signal)
     system: System
 
     stop_jobs = asyncio.Event()

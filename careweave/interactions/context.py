@@ -14,6 +14,7 @@ from careweave.fhir.fhirpath import FhirPathEngine
 from careweave.interactions.tenants import TenantDirectory, TenantSearch
 from careweave.search.registry import SearchParamRegistry
 from careweave.store.base import Store, Tenant
+from careweave.store.files import ExportFiles
 
 __all__ = ["Services", "Validate", "new_id"]
 
@@ -31,6 +32,7 @@ class Services:
     new_id: Callable[[], str]
     cursor_secret: bytes
     engine: FhirPathEngine
+    files: ExportFiles  # Bulk Data export output
     default_count: int = 20
     max_count: int = 1000
     compartments: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)

@@ -121,7 +121,7 @@ def _operation_handler(shape: str, request: Request) -> Handler:
     op = OPERATIONS.get(request.operation or "")
     if op is None or level not in op.levels:
         raise error("CW-1012", f"the operation ${request.operation} is not supported at {level} level")
-    if op.types is not None and request.type not in op.types:
+    if op.types is not None and level != "system" and request.type not in op.types:
         raise error("CW-1012", f"the operation ${request.operation} is not defined on {request.type}")
     if request.method not in op.methods:
         raise error("CW-1013", f"${op.name} does not take {request.method}")

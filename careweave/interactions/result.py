@@ -8,7 +8,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,8 @@ class Result:
     location: str | None = None
     content_location: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    raw_json: bool = False  # True when body is a non-FHIR JSON document (e.g. a manifest)
+    media_type: str | None = None  # when not FHIR JSON (a Bulk Data manifest, NDJSON)
+    stream: AsyncIterator[bytes] | None = None  # a body sent in chunks (export files)
 
 
 def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:

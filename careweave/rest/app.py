@@ -230,6 +230,8 @@ class FhirApp:
         return f"{scheme}://{host}{scope.get('root_path', '')}"
 
     async def _respond(self, send: Send, result: Result, media: str, pretty: bool) -> None:
+        if result.media_type is not None:
+            media = result.media_type
         headers = [(b"content-type", _CONTENT_TYPES.get(media) or f"{media}; charset=utf-8".encode())]
         if result.etag:
             headers.append((b"etag", result.etag.encode()))
@@ -241,6 +243,12 @@ class FhirApp:
             headers.append((b"content-location", result.content_location.encode()))
         for name, value in result.headers.items():
             headers.append((name.lower().encode(), value.encode()))
+        if result.stream is not None:
+            await send({"type": "http.response.start", "status": result.status, "headers": headers})
+            async for chunk in result.stream:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
         body = _encode(result.body, pretty)
         if result.status in (204, 304):
             body = b""

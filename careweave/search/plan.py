@@ -32,6 +32,7 @@ __all__ = [
     "Predicate",
     "QuantityMatch",
     "QueryPlan",
+    "RefIn",
     "RefMatch",
     "SortKey",
     "StringMatch",
@@ -99,6 +100,15 @@ class RefMatch:
     type: str | None
     id: str | None
     url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefIn:
+    """A reference to any of ``type/id`` for the ``ids`` (group exports: the group's patients)."""
+
+    param: str
+    type: str
+    ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +226,7 @@ Predicate = (
     | TokenIn
     | StringMatch
     | RefMatch
+    | RefIn
     | DateMatch
     | NumberMatch
     | QuantityMatch

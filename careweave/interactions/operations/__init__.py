@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from careweave.interactions.context import Services
+from careweave.interactions.operations.everything import everything
+from careweave.interactions.operations.export import export, export_file, export_status
 from careweave.interactions.operations.reindex import reindex
 from careweave.interactions.operations.validate import validate
 from careweave.interactions.request import Request
@@ -34,6 +36,38 @@ OPERATIONS: dict[str, Operation] = {
             None,
             frozenset({"POST", "GET"}),
             validate,
+        ),
+        Operation(
+            "everything",
+            "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+            frozenset({"type", "instance"}),
+            frozenset({"Patient"}),
+            frozenset({"GET", "POST"}),
+            everything,
+        ),
+        Operation(
+            "export",
+            "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+            frozenset({"system", "type", "instance"}),
+            frozenset({"Patient", "Group"}),
+            frozenset({"GET", "POST"}),
+            export,
+        ),
+        Operation(
+            "export-poll-status",
+            "https://careweave.org/fhir/OperationDefinition/export-poll-status",
+            frozenset({"system"}),
+            None,
+            frozenset({"GET", "DELETE"}),
+            export_status,
+        ),
+        Operation(
+            "export-file",
+            "https://careweave.org/fhir/OperationDefinition/export-file",
+            frozenset({"system"}),
+            None,
+            frozenset({"GET"}),
+            export_file,
         ),
         Operation(
             "reindex",

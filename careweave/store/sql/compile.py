@@ -34,6 +34,7 @@ from careweave.search.plan import (
     Or,
     Predicate,
     QuantityMatch,
+    RefIn,
     RefMatch,
     StringMatch,
     TextSearch,
@@ -154,6 +155,15 @@ class Compiler:
             return self._string(pred, pid)
         if isinstance(pred, RefMatch):
             return self._reference(pred, pid)
+        if isinstance(pred, RefIn):
+            a = self.alias("f")
+            marks = ", ".join("?" for _ in pred.ids) or "NULL"
+            return Atom(
+                "ix_reference",
+                a,
+                [f"{a}.pid = ?", f"{a}.target_type = ?", f"{a}.target_id IN ({marks})"],
+                [pid, pred.type, *pred.ids],
+            )
         if isinstance(pred, DateMatch):
             a = self.alias("d")
             conds, values = _range_dates(pred.prefix, f"{a}.lo", f"{a}.hi", pred.lo, pred.hi, self.now_ms)
@@ -386,6 +396,7 @@ class Compiler:
                 TokenIn,
                 StringMatch,
                 RefMatch,
+                RefIn,
                 DateMatch,
                 NumberMatch,
                 QuantityMatch,

@@ -165,7 +165,12 @@ CREATE INDEX job_state ON job (state, jid);
 CREATE INDEX job_tenant ON job (tid, jid);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# 4: current resources of a type in row order (default search order, exports, reindexing)
+_V4 = """
+CREATE INDEX resource_type_rk ON resource (tid, type, rk);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 
 # The index tables, in the bit order of resource.ixmask.
 INDEX_TABLES = tuple(t for t in TENANT_TABLES if t.startswith("ix_"))
