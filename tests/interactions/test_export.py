@@ -133,3 +133,36 @@ async def test_an_export_resumes_after_a_restart(system, client, data):
     await system.jobs.run_once()
     manifest = await _complete(client, kickoff)
     assert {o["type"]: o["count"] for o in manifest["output"]} == {"Observation": 9, "Patient": 3}
+
+
+async def test_export_then_load_into_another_tenant_round_trips(system, client, runner, tmp_path):
+    from careweave.generate import DEMO, generate
+    from careweave.interactions.loading import load_paths
+
+    generate(DEMO, tmp_path / "gen")
+    source = await system.store.tenant("default")
+    await load_paths(system.services, source, [tmp_path / "gen" / "ndjson"])
+    manifest = await _complete(client, await client.get("/fhir/$export", headers=ASYNC))
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for item in manifest["output"]:
+        r = await client.get(item["url"].replace("http://testserver", ""))
+        (folder / f"{item['type']}.ndjson").write_bytes(r.content)
+    target = await system.store.create_tenant("copy")
+    report = await load_paths(system.services, target, [folder])
+    assert report.rejected == 0 and report.read == sum(o["count"] for o in manifest["output"])
+
+    def content(body: bytes) -> bytes:
+        resource = orjson.loads(body)
+        resource["meta"] = {k: v for k, v in resource.get("meta", {}).items()
+                            if k not in ("versionId", "lastUpdated")}
+        if not resource["meta"]:
+            del resource["meta"]
+        return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+
+    for item in manifest["output"]:
+        r = await client.get(item["url"].replace("http://testserver", ""))
+        for line in r.content.splitlines():
+            original = orjson.loads(line)
+            copied = await system.store.read(target, original["resourceType"], original["id"])
+            assert copied is not None and content(copied.body) == content(line)
