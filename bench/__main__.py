@@ -63,5 +63,17 @@ def crud(server: str, clients: int, seconds: int) -> None:
          "rows": [r.__dict__ for r in rows]}, indent=2))
 
 
+@main.command()
+@click.option("--patients", type=int, default=20000, help="People to generate (20,000: ~1M resources).")
+@click.option("--seconds", type=int, default=8)
+def search(patients: int, seconds: int) -> None:
+    """Eight kinds of search on a generated population, beside hand-written SQL."""
+    from bench.search import run, save, table
+
+    result = run(patients, seconds)
+    table(result, Console(width=200).print)
+    save(result)
+
+
 if __name__ == "__main__":
     main()

@@ -129,7 +129,7 @@ def start_bare(body_file: Path, port: int, server: str) -> subprocess.Popen[byte
 
 def wrk(url: str, script: str, clients: int, seconds: int, env: dict[str, str]) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "--timeout", "10s",
+        ["wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds}s", "--timeout", "10s",
          "-s", str(LUA / script), url],
         env={**os.environ, "BENCH_LUA_DIR": str(LUA), **env},
         capture_output=True, text=True, check=True,

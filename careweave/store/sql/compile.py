@@ -315,22 +315,31 @@ class Compiler:
         )
 
     def _has(self, pred: Has, r: str, types: tuple[str, ...], params: list[Any]) -> str:
+        """Correlated: the candidate's own referrers are found through their reference rows and
+        each is checked against the inner condition; nothing is materialised."""
         pid = self.pid_of(pred.param)
         if pid is None:
             return "0"
-        a = self.alias("h")
-        source_params: list[Any] = []
-        source = self.resource_query(pred.where, (pred.source_type,), "rk", source_params)
+        a, s = self.alias("h"), self.alias("s")
+        join_params: list[Any] = []
+        join = [f"{s}.rk = {a}.rk", self.tenant(s, join_params), f"{s}.deleted = 0", f"{s}.type = ?"]
+        join_params.append(pred.source_type)
+        if pred.where is not None:
+            join.append(self.where(pred.where, s, (pred.source_type,), join_params))
+        where_params: list[Any] = []
         where = [
-            self.tenant(a, params),
+            self.tenant(a, where_params),
             f"{a}.pid = ?",
-            f"{a}.target_type = {r}.type",
             f"{a}.target_id = {r}.id",
-            f"{a}.rk IN ({source})",
+            f"{a}.target_type = {r}.type",
         ]
-        params.append(pid)
-        params.extend(source_params)
-        return f"EXISTS (SELECT 1 FROM ix_reference {a} WHERE {' AND '.join(where)})"
+        where_params.append(pid)
+        params.extend(join_params)  # bound in the order they appear in the text: ON, then WHERE
+        params.extend(where_params)
+        return (
+            f"EXISTS (SELECT 1 FROM ix_reference {a} JOIN resource {s} ON {' AND '.join(join)} "
+            f"WHERE {' AND '.join(where)})"
+        )
 
     def _missing(self, pred: Missing, r: str, params: list[Any]) -> str:
         pid = self.pid_of(pred.param)

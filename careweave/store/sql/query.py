@@ -17,7 +17,18 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from careweave.search.plan import And, Or, Predicate, QueryPlan, SortKey, TypeIn
+from careweave.search.plan import (
+    And,
+    Or,
+    Predicate,
+    QueryPlan,
+    RefIn,
+    RefMatch,
+    SortKey,
+    StringMatch,
+    TokenMatch,
+    TypeIn,
+)
 from careweave.store.sql.compile import Atom, Compiler
 
 __all__ = ["PROBE_CAP", "SearchStatement", "count_statement", "search_statement"]
@@ -83,25 +94,40 @@ def _set_sql(compiler: Compiler, atoms: list[Atom | None], params: list[Any]) ->
     return " UNION ".join(compiler.rk_set(a, params) for a in live)
 
 
-def _probe(conn: sqlite3.Connection, compiler: Compiler, atoms: list[Atom | None]) -> int:
+def _probe(conn: sqlite3.Connection, compiler: Compiler, atoms: list[Atom | None], cap: int) -> int:
     params: list[Any] = []
-    sql = f"SELECT count(*) FROM ({_set_sql(compiler, atoms, params)} LIMIT {PROBE_CAP})"
+    sql = f"SELECT count(*) FROM ({_set_sql(compiler, atoms, params)} LIMIT {cap})"
     return int(conn.execute(sql, params).fetchone()[0])
+
+
+def _likely_selective(part: Predicate) -> int:
+    """Probe order: conditions that usually match few rows first, so later probes stop early."""
+    if isinstance(part, (RefMatch, RefIn)) and getattr(part, "id", None) != "":
+        return 0
+    if isinstance(part, TokenMatch) and part.code is not None and part.system:
+        return 1
+    if isinstance(part, (TokenMatch, StringMatch)):
+        return 2
+    return 3
 
 
 def _choose_driver(
     conn: sqlite3.Connection, compiler: Compiler, parts: list[Predicate]
 ) -> tuple[int | None, list[Atom | None] | None]:
+    """The index of the part that should drive, by capped counts. Each probe counts at most as
+    far as the best so far: a later condition only matters if it is smaller still."""
     best: tuple[int, int] | None = None
-    for i, part in enumerate(parts):
-        atoms = _atoms(compiler, part)
+    order = sorted(range(len(parts)), key=lambda i: _likely_selective(parts[i]))
+    for i in order:
+        atoms = _atoms(compiler, parts[i])
         if atoms is None:
             continue
-        size = _probe(conn, compiler, atoms)
+        cap = PROBE_CAP if best is None else best[0]
+        if cap == 0:
+            break
+        size = _probe(conn, compiler, atoms, cap)
         if best is None or size < best[0]:
             best = (size, i)
-        if size == 0:
-            break
     if best is None or best[0] >= PROBE_CAP:
         return None, None
     return best[1], _atoms(compiler, parts[best[1]])  # fresh aliases for the real statement
@@ -197,3 +223,117 @@ def count_statement(conn: sqlite3.Connection, compiler: Compiler, plan: QueryPla
     params: list[Any] = []
     where, _ = _base_where(conn, compiler, plan, params)
     return f"SELECT count(*) FROM resource r WHERE {' AND '.join(where)}", params
+
+
+# -- sorted scan ---------------------------------------------------------------------------------
+_SCAN_INDEX = {  # (kind, descending) -> (table, column, flag) of a partial sort index
+    ("date", False): ("ix_date", "lo", 1),
+    ("date", True): ("ix_date", "hi", 2),
+    ("string", False): ("ix_string", "norm", 1),
+    ("string", True): ("ix_string", "norm", 2),
+}
+
+
+def sorted_scan(
+    conn: sqlite3.Connection, compiler: Compiler, plan: QueryPlan
+) -> list[SearchStatement] | None:
+    """For a search sorted by one date or string parameter with no selective condition: walk
+    that parameter's sort index in order and stop at the page size (phase 1), then take the
+    resources with no value, which sort last, in row order (phase 2). None when this does not
+    apply (the generic statement then sorts the candidates)."""
+    if len(plan.sort) != 1 or plan.before is not None:
+        return None
+    key = plan.sort[0]
+    found = _SCAN_INDEX.get((key.kind, key.descending))
+    pid = compiler.pid_of(key.param)
+    if found is None or pid is None:
+        return None
+    parts = _parts(plan.where)
+    index, _ = _choose_driver(conn, compiler, parts)
+    if index is not None:
+        return None  # a selective condition: sorting its few candidates is cheaper
+    table, column, flag = found
+    text = key.kind == "string"
+    missing = ("" if text else _LOW_NUM) if key.descending else (_HIGH_TEXT if text else _HIGH_NUM)
+    cursor = plan.after
+    statements = []
+    if cursor is None or cursor[0] != missing:
+        statements.append(_phase_one(compiler, plan, parts, table, column, flag, pid, cursor))
+    statements.append(
+        _phase_two(
+            compiler,
+            plan,
+            parts,
+            table,
+            flag,
+            pid,
+            missing,
+            cursor[1] if cursor is not None and cursor[0] == missing else None,
+        )
+    )
+    return statements
+
+
+def _resource_filters(
+    compiler: Compiler, plan: QueryPlan, parts: list[Predicate], params: list[Any]
+) -> list[str]:
+    where = [compiler.tenant("r", params), "r.deleted = 0"]
+    if plan.types:
+        where.append(f"r.type IN ({', '.join('?' for _ in plan.types)})")
+        params.extend(plan.types)
+    where.extend(compiler.where(p, "r", plan.types, params) for p in parts)
+    return where
+
+
+_COLUMNS = "r.rk, r.type, r.id, r.version, r.updated_ms, r.body"
+
+
+def _phase_one(
+    compiler: Compiler,
+    plan: QueryPlan,
+    parts: list[Predicate],
+    table: str,
+    column: str,
+    flag: int,
+    pid: int,
+    cursor: tuple[Any, ...] | None,
+) -> SearchStatement:
+    params: list[Any] = []
+    where = [compiler.tenant("k", params), "k.pid = ?", f"k.flags & {flag} = {flag}"]
+    params.append(pid)
+    where += _resource_filters(compiler, plan, parts, params)
+    descending = plan.sort[0].descending
+    if cursor is not None:
+        op = "<" if descending else ">"
+        where.append(f"(k.{column} {op} ? OR (k.{column} = ? AND r.rk > ?))")
+        params.extend((cursor[0], cursor[0], cursor[1]))
+    params.append(plan.count + 1)
+    sql = (
+        f"SELECT {_COLUMNS}, k.{column} AS k0 FROM {table} k CROSS JOIN resource r "
+        f"ON r.rk = k.rk WHERE {' AND '.join(where)} "
+        f"ORDER BY k.{column} {'DESC' if descending else 'ASC'}, r.rk LIMIT ?"
+    )
+    return SearchStatement(sql, params, 1, f"sorted:{table}")
+
+
+def _phase_two(
+    compiler: Compiler,
+    plan: QueryPlan,
+    parts: list[Predicate],
+    table: str,
+    flag: int,
+    pid: int,
+    missing: Any,
+    after_rk: int | None,
+) -> SearchStatement:
+    params: list[Any] = [missing]
+    where = _resource_filters(compiler, plan, parts, params)
+    inner = ["k.rk = r.rk", compiler.tenant("k", params), "k.pid = ?", f"k.flags & {flag} = {flag}"]
+    params.append(pid)
+    where.append(f"NOT EXISTS (SELECT 1 FROM {table} k WHERE {' AND '.join(inner)})")
+    if after_rk is not None:
+        where.append("r.rk > ?")
+        params.append(after_rk)
+    params.append(plan.count + 1)
+    sql = f"SELECT {_COLUMNS}, ? AS k0 FROM resource r WHERE {' AND '.join(where)} ORDER BY r.rk LIMIT ?"
+    return SearchStatement(sql, params, 1, "sorted:missing")

@@ -16,7 +16,7 @@ from typing import Any
 from careweave.search.plan import QueryPlan
 from careweave.store.base import SearchPage, StoredResource
 from careweave.store.sql.compile import Compiler, PidOf
-from careweave.store.sql.query import count_statement, search_statement
+from careweave.store.sql.query import count_statement, search_statement, sorted_scan
 
 __all__ = ["MAX_INCLUDES", "MAX_ROUNDS", "run_search"]
 
@@ -34,8 +34,18 @@ def run_search(conn: sqlite3.Connection, tid: int, pid_of: PidOf, plan: QueryPla
         total = int(conn.execute(sql, params).fetchone()[0])
     if plan.count == 0:
         return SearchPage([], [], total, None, None)
-    statement = search_statement(conn, compiler, plan)
-    rows = conn.execute(statement.sql, statement.params).fetchall()
+    scan = sorted_scan(conn, compiler, plan)
+    if scan is not None:
+        statement = scan[0]
+        rows = []
+        for part in scan:
+            part.params[-1] = plan.count + 1 - len(rows)  # (the last parameter is the LIMIT)
+            rows += conn.execute(part.sql, part.params).fetchall()
+            if len(rows) > plan.count:
+                break
+    else:
+        statement = search_statement(conn, compiler, plan)
+        rows = conn.execute(statement.sql, statement.params).fetchall()
     more = len(rows) > plan.count
     rows = rows[: plan.count]
     backwards = plan.before is not None
