@@ -37,7 +37,7 @@ def run_search(conn: sqlite3.Connection, tid: int, pid_of: PidOf, plan: QueryPla
     scan = sorted_scan(conn, compiler, plan)
     if scan is not None:
         statement = scan[0]
-        rows = []
+        rows: list[Any] = []
         for part in scan:
             part.params[-1] = plan.count + 1 - len(rows)  # (the last parameter is the LIMIT)
             rows += conn.execute(part.sql, part.params).fetchall()
