@@ -54,12 +54,12 @@ async def test_everything_type_filter_since_and_paging(client, chart):
         nxt = [link["url"] for link in page["link"] if link["relation"] == "next"]
         url = nxt[0] if nxt else ""
     assert sorted(seen) == sorted(["a", "ca", "a0", "a1", "a2", "a3", "a4"])
-    stamp = (await client.get("/fhir/Observation/b0")).json()["meta"]["lastUpdated"]
     await asyncio.sleep(0.01)
     await put(client, {"resourceType": "Condition", "id": "ca2", "subject": {"reference": "Patient/a"}})
+    stamp = (await client.get("/fhir/Condition/ca2")).json()["meta"]["lastUpdated"]
     since = _modes((await client.get("/fhir/Patient/a/$everything",
                                      params={"_since": stamp})).json())
-    # b0 was the fixture's last write: everything of Patient a is older, but the new Condition
+    # _since is inclusive: the new Condition is in; the fixture's writes, 10 ms older, are not
     assert {k for k, v in since.items() if v == "match"} == {"Condition/ca2"}
 
 

@@ -38,6 +38,7 @@ from careweave.store.base import (
 )
 from careweave.store.sql import admin
 from careweave.store.sql.compile import Compiler
+from careweave.store.sql.components import COMPONENTS, Sql
 from careweave.store.sql.query import search_statement
 from careweave.store.sql.schema import INDEX_TABLES, MIGRATIONS, TENANT_TABLES
 from careweave.store.sql.search import run_search
@@ -479,6 +480,37 @@ class SqliteStore:
         self._last_ms = now
         return now
 
+    # -- component SQL (events, HL7 v2, MPI: see components.py) ---------------------------------
+    async def sql_read(self, fn: Callable[[Sql], T]) -> T:
+        """Run ``fn`` on a reader connection inside one read transaction (a consistent snapshot)."""
+
+        def run() -> T:
+            conn = self._reader()
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._in_pool(run)
+
+    async def sql_write(self, fn: Callable[[Sql], T]) -> T:
+        """Run ``fn`` in a write transaction; it has committed when this returns. ``fn`` may run
+        twice (group commit retries a failed batch job by job), so it must depend only on the
+        database state and raise rather than half-write."""
+        result: T = await self._writer.submit_async(lambda conn, after: fn(conn))
+        return result
+
+    async def sql_write_tenant(self, tenant: Tenant, fn: Callable[[Sql, Transaction], T]) -> T:
+        """Like :meth:`sql_write`, with a resource :class:`Transaction` in the same database
+        transaction: component rows and FHIR resources commit together or not at all."""
+
+        def job(conn: sqlite3.Connection, after: list[Callable[[], None]]) -> T:
+            return fn(conn, SqliteTransaction(conn, tenant, self._now(), self._params, after))
+
+        result: T = await self._writer.submit_async(job)
+        return result
+
     # -- tenants --------------------------------------------------------------------------------
     async def tenant(self, name: str) -> Tenant | None:
         row = (
@@ -538,7 +570,7 @@ class SqliteStore:
             row = conn.execute("SELECT tid FROM tenant WHERE name = ?", (name,)).fetchone()
             if row is None:
                 return False
-            for table in TENANT_TABLES:
+            for table in (*TENANT_TABLES, *(t for c in COMPONENTS for t in c.tenant_tables)):
                 conn.execute(f"DELETE FROM {table} WHERE tid = ?", (row[0],))
             conn.execute("DELETE FROM tenant WHERE tid = ?", (row[0],))
             return True
@@ -613,3 +645,27 @@ def _migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS component_version (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+    )
+    for component in COMPONENTS:
+        row = conn.execute("SELECT version FROM component_version WHERE name = ?", (component.name,))
+        found = row.fetchone()
+        done = found[0] if found else 0
+        for number, script in enumerate(component.migrations, start=1):
+            if number <= done:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO component_version (name, version) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                    (component.name, number),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
