@@ -379,3 +379,12 @@ async def tenant_show(store: Any, name: str) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# [postgres] commands (migrate)
+
+# [events] commands (worker, subscription dead letters and replay)
+
+# [hl7] commands (mllp, hl7 send/route/replay/errors)
+
+# [mpi] commands (mpi evaluate, review)

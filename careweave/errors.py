@@ -94,6 +94,7 @@ CATALOGUE: dict[str, tuple[Category, str, str]] = {
     "CW-5002": (Category.INVALID, "invalid", "Invalid search parameter value"),
     "CW-5003": (Category.INVALID, "invalid", "Invalid or expired paging cursor"),
     "CW-5004": (Category.UNPROCESSABLE, "too-costly", "The search is too costly"),
+    # CW-6xxx: events and subscriptions; CW-7xxx: HL7 v2 gateway; CW-8xxx: MPI; CW-91xx: PostgreSQL
     "CW-9001": (Category.BUSY, "transient", "The server is busy; try again"),
 }
 

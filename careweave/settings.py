@@ -113,6 +113,10 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Secret that signs paging cursors. Empty: a random secret kept in data_dir.",
     ),
+    # [postgres] settings
+    # [events] settings
+    # [hl7] settings
+    # [mpi] settings
 )
 
 
@@ -152,6 +156,10 @@ class Settings:
     access_log: bool = False
     tenant_cache_seconds: float = 1.0
     cursor_secret: str = ""
+    # [postgres] fields
+    # [events] fields
+    # [hl7] fields
+    # [mpi] fields
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored (unset CLI options)."""

@@ -195,6 +195,9 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
 
     async def startup() -> None:
         background.append(asyncio.create_task(runner.run(stop_jobs), name="careweave-jobs"))
+        # [events] startup: the in-process delivery worker
+        # [hl7] startup: the MLLP listener when settings ask for one
+        # [mpi] startup: the matcher following the change log
         if settings.demo:
             loaded = await load_demo(system)
             if loaded:
@@ -203,6 +206,9 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
 
     async def shutdown() -> None:
         stop_jobs.set()
+        # [events] shutdown
+        # [hl7] shutdown
+        # [mpi] shutdown
         runner.wake()
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):

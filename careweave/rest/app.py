@@ -119,6 +119,9 @@ class FhirApp:
                 await self._fhir(scope, receive, send, name, rest[4:], f"/t/{name}/fhir")
             else:
                 await self._not_found(scope, receive, send)
+        # [events] routes (websocket binding, mailbox) go here
+        # [hl7] routes (POST /hl7v2) go here
+        # [mpi] routes (/mpi/fhir) go here
         elif path == "/health":
             await _send(send, 200, b'{"status":"ok"}', [(b"content-type", b"application/json")])
         else:
