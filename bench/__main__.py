@@ -75,5 +75,25 @@ def search(patients: int, seconds: int) -> None:
     save(result)
 
 
+@main.command()
+@click.option("--patients", type=int, default=20000, help="People to generate (20,000: ~1M resources).")
+def export(patients: int) -> None:
+    """System-level Bulk Data $export of the search data set: rate and the server's peak memory."""
+    from bench.export import run
+
+    r = run(patients)
+    table = Table(title=f"careweave $export ({machine()})")
+    for column in ("resources", "files", "seconds", "resources/s", "RSS before MB", "peak RSS MB",
+                   "limit: raw SQLite to NDJSON/s", "ratio"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{r['resources']:,}", str(r["files"]), _fmt(r["seconds"]), _fmt(r["rate"], 0),
+                  _fmt(r["rss_before_mb"], 0), _fmt(r["peak_rss_mb"], 0), _fmt(r["limit_rate"], 0),
+                  f"{r['rate'] / r['limit_rate']:.0%}")
+    Console(width=200).print(table)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"export-{int(time.time())}.json").write_text(json.dumps({"machine": machine(), **r}, indent=2))
+
+
 if __name__ == "__main__":
     main()
