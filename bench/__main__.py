@@ -83,16 +83,35 @@ def export(patients: int) -> None:
 
     r = run(patients)
     table = Table(title=f"careweave $export ({machine()})")
-    for column in ("resources", "files", "seconds", "resources/s", "RSS before MB", "peak RSS MB",
+    for column in ("resources", "files", "seconds", "resources/s", "RSS before MB", "RSS 1st quarter MB",
+                   "RSS last quarter MB", "peak RSS MB",
                    "limit: raw SQLite to NDJSON/s", "ratio"):
         table.add_column(column, justify="right")
     table.add_row(f"{r['resources']:,}", str(r["files"]), _fmt(r["seconds"]), _fmt(r["rate"], 0),
-                  _fmt(r["rss_before_mb"], 0), _fmt(r["peak_rss_mb"], 0), _fmt(r["limit_rate"], 0),
+                  _fmt(r["rss_before_mb"], 0), _fmt(r["rss_first_quarter_mb"], 0),
+                  _fmt(r["rss_last_quarter_mb"], 0), _fmt(r["peak_rss_mb"], 0), _fmt(r["limit_rate"], 0),
                   f"{r['rate'] / r['limit_rate']:.0%}")
     Console(width=200).print(table)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / f"export-{int(time.time())}.json").write_text(json.dumps({"machine": machine(), **r}, indent=2))
+
+
+
+@main.command()
+@click.option("--patients", type=int, default=300, help="People to generate (300: ~16k resources).")
+@click.option("--seconds", type=int, default=5, help="Seconds per measured scenario.")
+@click.option("--clients", type=int, default=16)
+@click.option("--workers", default="1,2,4", help="Server worker processes for the mixed workload.")
+def backends(patients: int, seconds: int, clients: int, workers: str) -> None:
+    """SQLite and PostgreSQL side by side: ingest, read, search, mixed load at 1/2/4 workers."""
+    from bench.backends import run, save, table
+
+    result = run(patients, seconds, clients, tuple(int(w) for w in workers.split(",")))
+    table(result, Console(width=200).print,
+          f"careweave storage backends, {patients} patients, {clients} clients ({machine()})")
+    save(result)
+
 
 
 if __name__ == "__main__":

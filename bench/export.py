@@ -78,8 +78,10 @@ def run(patients: int = 20000, data_root: Path | None = None) -> dict[str, Any]:
             )
             assert kick.status_code == 202, kick.text
             status_url = kick.headers["content-location"]
+            samples: list[tuple[float, int]] = []  # (seconds, RSS) while the export runs
             while True:
                 poll = client.get(status_url)
+                samples.append((time.perf_counter() - started, _vm(proc.pid, "VmRSS")))
                 if poll.status_code == 200:
                     break
                 assert poll.status_code == 202, poll.text
@@ -100,6 +102,9 @@ def run(patients: int = 20000, data_root: Path | None = None) -> dict[str, Any]:
         "rate": exported / elapsed,
         "rss_before_mb": rss_before / 2**20,
         "peak_rss_mb": peak / 2**20,
+        # flat memory: the largest RSS seen in the first quarter of the run beside the last quarter's
+        "rss_first_quarter_mb": max((r for t, r in samples if t <= elapsed / 4), default=0) / 2**20,
+        "rss_last_quarter_mb": max((r for t, r in samples if t >= elapsed * 3 / 4), default=0) / 2**20,
         "limit_resources": limit_count,
         "limit_rate": limit_count / limit_s,
     }
