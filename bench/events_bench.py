@@ -6,10 +6,16 @@ Run as ``python bench/events_bench.py [--seconds 3]``. Prints one table:
   in-memory matching, index rows of both versions built beforehand);
 * ``build+sign``: notification Bundles built, rendered to JSON and signed per second (id-only and
   full-resource, one event each);
-* ``rest-hook cN``: RestHookChannel deliveries per second to a real receiver (uvicorn in another
-  process on 127.0.0.1) with N deliveries in flight;
+* ``rest-hook (httpx|careweave) cN``: deliveries per second to a real receiver (uvicorn in another
+  process on 127.0.0.1) with N deliveries in flight, through RestHookChannel (httpx) and through
+  FastRestHookChannel (careweave's own HTTP/1.1 client, the one the worker uses);
 * ``jetstream cN``: JetStream publishes per second, each awaited for its ack from a file-backed
-  stream (skipped when NATS is not at 127.0.0.1:4222).
+  stream (skipped when NATS is not at 127.0.0.1:4222);
+* ``commit->webhook``: a real ``careweave serve`` (in-process worker), ten rest-hook subscriptions and a
+  receiver process; an open-loop load of 200 Observation writes/s, each matching one subscription:
+  p50 / p99 of receive time minus the event's commit timestamp;
+* ``notifications/s``: ten more subscriptions matching every write, a burst of writes, and the rate
+  at which the receiver gets the notifications.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import orjson  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from careweave.events.channels.base import Delivery  # noqa: E402
+from careweave.events.channels.base import Channel, Delivery  # noqa: E402
+from careweave.events.channels.hookclient import FastRestHookChannel, HookClient  # noqa: E402
 from careweave.events.channels.resthook import RestHookChannel  # noqa: E402
 from careweave.events.notification import EventInfo, ResourceRef, StatusInfo, notification_bundle, render_json  # noqa: E402
 from careweave.events.signing import sign  # noqa: E402
@@ -77,9 +85,15 @@ async def timed_async(
 
 
 def encounter(status: str) -> dict:
-    return {"resourceType": "Encounter", "id": "e1", "meta": {"versionId": "2"}, "status": status,
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
-            "subject": {"reference": "Patient/p1"}, "period": {"start": "2024-06-01T09:00:00Z"}}
+    return {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "meta": {"versionId": "2"},
+        "status": status,
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+        "subject": {"reference": "Patient/p1"},
+        "period": {"start": "2024-06-01T09:00:00Z"},
+    }
 
 
 def pure_rows(seconds: float) -> list[tuple[str, float, str]]:
@@ -90,18 +104,29 @@ def pure_rows(seconds: float) -> list[tuple[str, float, str]]:
     spec, _ = read_subscription(subscription(filters=("Encounter?patient=Patient/p1",)))
     sub, _ = compile_subscription(spec, topic, ctx)
     before, after = encounter("in-progress"), encounter("finished")
-    event = ChangeEvent("Encounter", "e1", "update", Version(before, indexer.index(before)),
-                        Version(after, indexer.index(after)))
+    event = ChangeEvent(
+        "Encounter",
+        "e1",
+        "update",
+        Version(before, indexer.index(before)),
+        Version(after, indexer.index(after)),
+    )
     rows = [("decide (topic + filter)", timed(lambda: decide(event, sub, now_ms=0), seconds), "decisions/s")]
     status = StatusInfo("sub-1", "active", "event-notification", topic.url, 42)
     for content in ("id-only", "full-resource"):
         info = EventInfo(42, 1_717_243_200_000, ResourceRef("Encounter", "e1", 2), "update", after)
 
         def build(content: str = content, info: EventInfo = info) -> None:
-            body = render_json(notification_bundle(status, [info], content=content,
-                                                   base_url="https://example.org/fhir",
-                                                   bundle_id="6f1c7a0e-2b4d-4c1e-9f5a-0d1e2f3a4b5c",
-                                                   timestamp_ms=1_717_243_200_000))
+            body = render_json(
+                notification_bundle(
+                    status,
+                    [info],
+                    content=content,
+                    base_url="https://example.org/fhir",
+                    bundle_id="6f1c7a0e-2b4d-4c1e-9f5a-0d1e2f3a4b5c",
+                    timestamp_ms=1_717_243_200_000,
+                )
+            )
             sign(SECRET, body, 1_717_243_200)
 
         rows.append((f"build+sign ({content})", timed(build, seconds), "notifications/s"))
@@ -109,8 +134,9 @@ def pure_rows(seconds: float) -> list[tuple[str, float, str]]:
 
 
 def start_receiver(port: int) -> subprocess.Popen[bytes]:
-    code = ("import time; from tests.events.receiver import Receiver; "
-            f"Receiver({port}).start(); time.sleep(3600)")
+    code = (
+        f"import time; from tests.events.receiver import Receiver; Receiver({port}).start(); time.sleep(3600)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -124,22 +150,35 @@ def start_receiver(port: int) -> subprocess.Popen[bytes]:
 
 
 async def resthook_rows(seconds: float) -> list[tuple[str, float, str]]:
+    """Deliveries/s to a real receiver process: the httpx channel and careweave's own client."""
     port = free_port()
     proc = start_receiver(port)
     rows = []
+    body = b'{"resourceType":"Bundle","type":"history","entry":[]}' * 20
     try:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(limits=limits) as client:
-            channel = RestHookChannel(client)
-            body = b'{"resourceType":"Bundle","type":"history","entry":[]}' * 20
-            for concurrency in (1, 8, 32):
-                async def send() -> bool:
-                    delivery = Delivery(secrets.token_hex(8), "trust-a", "sub-1", body,
-                                        endpoint=f"http://127.0.0.1:{port}/hook", signing_secret=SECRET)
-                    return (await channel.deliver(delivery)).ok
+            hook_client = HookClient()
+            channels = {"httpx": RestHookChannel(client), "careweave": FastRestHookChannel(hook_client)}
+            for name, channel in channels.items():
+                for concurrency in (1, 8, 32):
 
-                rate, failed = await timed_async(send, concurrency, seconds)
-                rows.append((f"rest-hook c{concurrency}", rate, f"deliveries/s ({failed} failed)"))
+                    async def send(channel: Channel = channel) -> bool:
+                        delivery = Delivery(
+                            secrets.token_hex(8),
+                            "trust-a",
+                            "sub-1",
+                            body,
+                            endpoint=f"http://127.0.0.1:{port}/hook",
+                            signing_secret=SECRET,
+                        )
+                        return (await channel.deliver(delivery)).ok
+
+                    rate, failed = await timed_async(send, concurrency, seconds)
+                    rows.append(
+                        (f"rest-hook ({name}) c{concurrency}", rate, f"deliveries/s ({failed} failed)")
+                    )
+            await hook_client.aclose()
     finally:
         proc.kill()
         proc.wait()
@@ -166,6 +205,7 @@ async def jetstream_rows(seconds: float) -> list[tuple[str, float, str]]:
         channel = JetStreamChannel(js, spec)
         body = b'{"resourceType":"Bundle","type":"history","entry":[]}' * 20
         for concurrency in (1, 8, 32):
+
             async def publish() -> bool:
                 delivery = Delivery(secrets.token_hex(8), "trust-a", "sub-1", body, signing_secret=SECRET)
                 return (await channel.deliver(delivery)).ok
@@ -178,19 +218,292 @@ async def jetstream_rows(seconds: float) -> list[tuple[str, float, str]]:
     return rows
 
 
+# -- end to end: careweave serve -> dispatcher -> worker -> webhook ---------------------------------------
+RECEIVER_APP = """
+import time, orjson
+from datetime import datetime
+latencies = []
+firsts = {}
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        m = await receive()
+        body += m.get("body", b"")
+        if not m.get("more_body"):
+            break
+    now = time.time()
+    if scope["method"] == "GET":
+        out = orjson.dumps({"latencies": latencies, "count": len(latencies)})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": out})
+        return
+    if body:
+        for p in orjson.loads(body)["entry"][0]["resource"]["parameter"]:
+            if p["name"] == "notification-event":
+                for part in p["part"]:
+                    if part["name"] == "timestamp":
+                        at = datetime.fromisoformat(part["valueInstant"]).timestamp()
+                        latencies.append((now, now - at))
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+"""
+
+
+def _start(
+    args: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(
+        args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT
+    )
+
+
+def _wait_http(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+_TOPIC = "https://careweave.org/fhir/SubscriptionTopic/bench-observation"
+
+
+def _topics_file(tmp: str) -> str:
+    """A built-in topic: Observations created with status final."""
+    topic = {
+        "resourceType": "SubscriptionTopic",
+        "url": _TOPIC,
+        "status": "active",
+        "resourceTrigger": [
+            {
+                "resource": "Observation",
+                "supportedInteraction": ["create"],
+                "queryCriteria": {"current": "status=final"},
+            }
+        ],
+    }
+    path = Path(tmp, "topics.json")
+    path.write_bytes(orjson.dumps([topic]))
+    return str(path)
+
+
+def _subscription(hook: str, filter_: str | None) -> dict:
+    """A backport rest-hook subscription on the bench topic (id-only notification Bundles)."""
+    backport = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+    sub: dict = {
+        "resourceType": "Subscription",
+        "status": "active",
+        "reason": "bench",
+        "criteria": _TOPIC,
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": hook,
+            "payload": "application/fhir+json",
+            "_payload": {
+                "extension": [{"url": backport + "backport-payload-content", "valueCode": "id-only"}]
+            },
+        },
+    }
+    if filter_:
+        sub["_criteria"] = {
+            "extension": [{"url": backport + "backport-filter-criteria", "valueString": filter_}]
+        }
+    return sub
+
+
+def _observation(code: str) -> dict:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "valueQuantity": {"value": 1},
+    }
+
+
+async def _steady(client: httpx.AsyncClient, rate: float, seconds: float, codes: list[str]) -> int:
+    """Open loop: one write every 1/rate s, whatever the responses take."""
+    interval, start, sent = 1.0 / rate, time.perf_counter(), 0
+    pending: set[asyncio.Task[httpx.Response]] = set()
+    while time.perf_counter() - start < seconds:
+        due = start + sent * interval
+        if due > time.perf_counter():
+            await asyncio.sleep(due - time.perf_counter())
+        task = asyncio.create_task(
+            client.post("/fhir/Observation", json=_observation(codes[sent % len(codes)]))
+        )
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        sent += 1
+    await asyncio.gather(*pending)
+    return sent
+
+
+def e2e_rows(seconds: float) -> list[tuple[str, float, str]]:
+    import tempfile
+
+    rows: list[tuple[str, float, str]] = []
+    rport, sport = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="cw-events-bench-") as tmp:
+        app_file = Path(tmp, "bench_receiver.py")
+        app_file.write_text(RECEIVER_APP)
+        receiver = _start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                tmp,
+                "bench_receiver:app",
+                "--port",
+                str(rport),
+                "--log-level",
+                "error",
+                "--no-access-log",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+            ]
+        )
+        server = _start(
+            [
+                sys.executable,
+                "-m",
+                "careweave.cli",
+                "serve",
+                "--data",
+                str(Path(tmp, "data")),
+                "--port",
+                str(sport),
+            ],
+            {"CAREWEAVE_LOG_LEVEL": "warning", "CAREWEAVE_EVENTS_TOPICS": _topics_file(tmp)},
+            Path(tmp, "server.log"),
+        )
+        base, hook = f"http://127.0.0.1:{sport}", f"http://127.0.0.1:{rport}/hook"
+        try:
+            _wait_http(f"http://127.0.0.1:{rport}/stats")
+            _wait_http(base + "/health")
+            codes = [f"bench-{i}" for i in range(10)]
+            with httpx.Client(base_url=base, timeout=30) as c:
+                for code in codes:
+                    sub = _subscription(hook, f"Observation?code=http://loinc.org|{code}")
+                    assert c.post("/fhir/Subscription", json=sub).status_code == 201
+            time.sleep(1.0)
+
+            async def steady() -> int:
+                limits = httpx.Limits(max_connections=64)
+                async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+                    return await _steady(client, 200, seconds, codes)
+
+            sent = asyncio.run(steady())
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                stats = httpx.get(f"http://127.0.0.1:{rport}/stats").json()
+                if stats["count"] >= sent:
+                    break
+                time.sleep(0.2)
+            lat = sorted(x[1] * 1000 for x in stats["latencies"])
+            p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1]
+            rows.append(
+                ("commit->webhook p50 (200 writes/s, 10 subs)", p50, f"ms ({len(lat)}/{sent} delivered)")
+            )
+            rows.append(("commit->webhook p99 (200 writes/s, 10 subs)", p99, "ms (goal < 250)"))
+        finally:
+            server.terminate()
+            server.wait(10)
+        rows += _drain_rows(tmp, hook, rport)
+        receiver.terminate()
+        receiver.wait(10)
+    return rows
+
+
+def _drain_rows(tmp: str, hook: str, rport: int) -> list[tuple[str, float, str]]:
+    """Max notifications/s: a backlog queued with delivery off (events_worker=false), then drained by
+    one and by two ``careweave worker`` processes (each dispatching and delivering)."""
+    rows = []
+    sport = free_port()
+    env = {
+        "CAREWEAVE_EVENTS_WORKER": "false",
+        "CAREWEAVE_LOG_LEVEL": "warning",
+        "CAREWEAVE_EVENTS_TOPICS": _topics_file(tmp),
+    }
+    data = Path(tmp, "drain")
+    server = _start(
+        [sys.executable, "-m", "careweave.cli", "serve", "--data", str(data), "--port", str(sport)],
+        env,
+        Path(tmp, "server2.log"),
+    )
+    base = f"http://127.0.0.1:{sport}"
+    try:
+        _wait_http(base + "/health")
+        with httpx.Client(base_url=base, timeout=30) as c:
+            for _ in range(10):
+                sub = _subscription(hook, None)
+                assert c.post("/fhir/Subscription", json=sub).status_code == 201
+        for workers in (1, 2):
+            before = httpx.get(f"http://127.0.0.1:{rport}/stats").json()["count"]
+
+            async def backlog() -> int:
+                async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                    return await _steady(client, 1000, 0.5, ["drain"])
+
+            expected = before + asyncio.run(backlog()) * 10
+            code = "from careweave.cli import main; main()"
+            procs = [
+                _start(
+                    [sys.executable, "-c", code, "worker", "--data", str(data)],
+                    {**env, "CAREWEAVE_BASE_URL": base},
+                    Path(tmp, f"worker{workers}-{i}.log"),
+                )
+                for i in range(workers)
+            ]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                stats = httpx.get(f"http://127.0.0.1:{rport}/stats").json()
+                if stats["count"] >= expected:
+                    break
+                time.sleep(0.2)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(10)
+            arrivals = sorted(x[0] for x in stats["latencies"][before:])
+            span = max(arrivals[-1] - arrivals[0], 1e-6) if arrivals else 1.0
+            rows.append(
+                (
+                    f"notifications/s, {workers} worker process(es)",
+                    len(arrivals) / span,
+                    f"notifications/s ({len(arrivals)}/{expected - before} drained; goal >= 1,000)",
+                )
+            )
+    finally:
+        server.terminate()
+        server.wait(10)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--only-e2e", action="store_true", help="Only the end-to-end (server) rows.")
     args = parser.parse_args()
-    rows = pure_rows(args.seconds)
-    rows += asyncio.run(resthook_rows(args.seconds))
-    rows += asyncio.run(jetstream_rows(args.seconds))
+    rows = []
+    if not args.only_e2e:
+        rows = pure_rows(args.seconds)
+        rows += asyncio.run(resthook_rows(args.seconds))
+        rows += asyncio.run(jetstream_rows(args.seconds))
+    rows += e2e_rows(max(args.seconds, 5.0))
     table = Table(title=f"careweave events ({os.cpu_count()} cores, Python {platform.python_version()})")
     table.add_column("scenario")
     table.add_column("rate", justify="right")
     table.add_column("unit")
     for name, rate, unit in rows:
-        table.add_row(name, f"{rate:,.0f}", unit)
+        table.add_row(name, f"{rate:,.1f}" if rate < 100 else f"{rate:,.0f}", unit)
     Console(width=120).print(table)
 
 

@@ -61,4 +61,4 @@ def _permits(entry: FilterBy, modifier: str, kind: str, value: str) -> bool:
 
 
 def _issue(text: str) -> Issue:
-    return Issue("error", "invalid", text, ("Subscription.criteria.extension",), "CW-3002")
+    return Issue("error", "invalid", text, ("Subscription.criteria.extension",), "CW-6001")

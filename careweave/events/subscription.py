@@ -125,7 +125,7 @@ def _is_canonical(criteria: str) -> bool:
 
 
 def _error(text: str, where: str = "") -> Issue:
-    return Issue("error", "invalid", text, (where,) if where else (), "CW-3002")
+    return Issue("error", "invalid", text, (where,) if where else (), "CW-6001")
 
 
 def _extensions(node: Any, url: str) -> list[Mapping[str, Any]]:

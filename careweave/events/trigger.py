@@ -97,7 +97,7 @@ class CompiledSubscription:
 
 # -- compiling ----------------------------------------------------------------------------------
 def _error(text: str, where: str = "") -> Issue:
-    return Issue("error", "invalid", text, (where,) if where else (), "CW-3002")
+    return Issue("error", "invalid", text, (where,) if where else (), "CW-6001")
 
 
 def compile_topic(

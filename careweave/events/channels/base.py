@@ -63,6 +63,7 @@ class Delivery:
     source: str | None = None
     attempt: int = 1
     signing_secret: bytes | None = field(default=None, repr=False)
+    method: str = "POST"  # PUT for classic R4 rest-hook payloads (subscription.html: "an update (PUT)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,56 @@
+"""The built-in MPI topic: a demographics change at one organisation notifies the subscribers of the
+others holding a record of the same person (docs/subscriptions.md, docs/mpi.md "outbox"), with a
+reference to their own Patient and no patient data."""
+
+from __future__ import annotations
+
+import pytest
+
+from careweave.events.mpi_feed import MPI_TOPIC
+from careweave.events.numbering import event_numbers
+from tests.events.conftest import subscription
+from tests.events.test_delivery import (  # noqa: F401  (fixtures)
+    notifications,
+    running,
+    settings,
+    wait_for,
+)
+from tests.mpi.builders import NHS_A, patient
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("running")]
+
+
+async def test_a_change_elsewhere_notifies_the_other_organisation(system, client, receiver) -> None:
+    for name in ("trust-a", "trust-b"):
+        await system.store.create_tenant(name)
+    identity = system.services.identity
+    assert identity is not None
+    await identity.space()
+    resource = subscription(criteria=MPI_TOPIC, endpoint=receiver.url, status="active")
+    del resource["id"]
+    r = await client.post("/t/trust-b/fhir/Subscription", json=resource)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    for tenant, body in (
+        ("trust-a", patient("a1", nhs=NHS_A)),
+        ("trust-b", patient("b1", nhs=NHS_A, given=("Jon",), line="12 Church Rd")),
+    ):
+        r = await client.put(f"/t/{tenant}/fhir/Patient/{body['id']}", json=body)
+        assert r.status_code in (200, 201), r.text
+    await identity.catch_up()
+    moved = patient("a1", nhs=NHS_A, postcode="LS6 4QU", line="3 New Street")
+    assert (await client.put("/t/trust-a/fhir/Patient/a1", json=moved)).status_code == 200
+    await identity.catch_up()
+    found = await wait_for(lambda: notifications(receiver))
+    assert len(found) == 1 and event_numbers(found[0]) == (1,)
+    status = {p["name"]: p for p in found[0]["entry"][0]["resource"]["parameter"]}
+    assert status["topic"]["valueCanonical"] == MPI_TOPIC
+    assert status["subscription"]["valueReference"]["reference"].endswith(
+        f"/t/trust-b/fhir/Subscription/{sid}"
+    )
+    focus = found[0]["entry"][1]
+    assert focus["fullUrl"] == "http://fhir.test/t/trust-b/fhir/Patient/b1"
+    assert focus["request"] == {"method": "GET", "url": "Patient/b1"} and "resource" not in focus
+    hit = next(r for r in receiver.received if r.body)
+    assert hit.headers["x-careweave-source"] == "trust-a|Patient/a1"
+    assert b"New Street" not in hit.body and b"LS6" not in hit.body  # notify, then fetch
