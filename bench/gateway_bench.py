@@ -1,0 +1,265 @@
+"""HL7 v2 gateway end to end: messages per second over MLLP into a real server, and ACK latency.
+
+Run as ``python bench/gateway_bench.py [--seconds 10] [--connections 1,4,8]``. A ``careweave mllp``
+server process (SQLite, ``synchronous=FULL``: every ACK follows an fsync'd commit) is fed the
+generator's ADT and ORU feeds over several concurrent MLLP connections, each connection sending
+a message and waiting for its ACK before the next (as MLLP senders do). Every message gets a fresh
+MSH-10, so none is a duplicate. Rows:
+
+* original mode: MSH-15/16 cleared; one commit holds the message row, its status and its
+  resources; the ACK (AA) follows the commit;
+* enhanced mode: the feeds as generated (MSH-15=AL, MSH-16=NE); the raw message is committed
+  and the CA sent, then the resources are written with the status; "processed/s" counts until
+  no message is left ``received`` (ACKs/s may run ahead of processing by the backlog bound);
+* limits: the same pipeline without storage on one core in this process (parse, map, validate,
+  index: the CPU the server spends per message besides SQL), and the MLLP round trip with a
+  handler that only parses and ACKs (the transport).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from careweave.gateway import Peer, serve_mllp
+from careweave.generate import GeneratorConfig, generate
+from careweave.hl7v2 import ACCEPTED, Framer, build_ack, frame, parse
+from careweave.hl7v2.mapping import MapOptions, map_message
+from careweave.hl7v2.mllp import Frame
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def feeds(patients: int = 400) -> dict[str, list[bytes]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(GeneratorConfig(patients=patients, organisations=6, seed=2), Path(tmp))
+        return {
+            kind.upper(): [m for m in (Path(tmp) / "hl7v2" / f"{kind}.hl7").read_bytes().split(b"\n") if m]
+            for kind in ("adt", "oru")
+        }
+
+
+def original(raw: bytes) -> bytes:
+    """The message with MSH-15 and MSH-16 cleared (original acknowledgement mode)."""
+    msh, sep, rest = raw.partition(b"\r")
+    fields = msh.split(b"|")
+    for i in (14, 15):
+        if i < len(fields):
+            fields[i] = b""
+    return b"|".join(fields) + sep + rest
+
+
+def renumber(raw: bytes, control: str) -> bytes:
+    msh, sep, rest = raw.partition(b"\r")
+    fields = msh.split(b"|")
+    fields[9] = control.encode()
+    return b"|".join(fields) + sep + rest
+
+
+class Server:
+    """``careweave mllp`` in a child process on a fresh data directory."""
+
+    def __init__(self, port: int, data: Path, workers: int) -> None:
+        env = {**os.environ, "CAREWEAVE_SQLITE_SYNCHRONOUS": "FULL", "CAREWEAVE_LOG_LEVEL": "warning",
+               "CAREWEAVE_HL7_WORKERS": str(workers)}  # fmt: skip
+        self.log = open(data.parent / f"mllp-{port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from careweave.cli import main; main()", "mllp", "--port", str(port),
+             "--data", str(data)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        self.port = port
+
+    async def ready(self) -> None:
+        for _ in range(300):
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", self.port)
+                w.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the MLLP server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.log.close()
+
+
+async def _sender(port: int, messages: list[bytes], until: float, out: list[float], tag: str) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    framer = Framer(1 << 24)
+    sent = 0
+    try:
+        while time.perf_counter() < until:
+            raw = renumber(messages[sent % len(messages)], f"{tag}-{sent}")
+            started = time.perf_counter()
+            writer.write(frame(raw))
+            await writer.drain()
+            got = False
+            while not got:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    raise ConnectionError("closed")
+                for event in framer.feed(chunk):
+                    if isinstance(event, Frame):
+                        got = True
+                        if b"|AA|" not in event.payload and b"|CA|" not in event.payload:
+                            raise RuntimeError(event.payload[:300])
+            out.append(time.perf_counter() - started)
+            sent += 1
+    finally:
+        writer.close()
+    return sent
+
+
+async def load(
+    port: int, messages: list[bytes], connections: int, seconds: float, tag: str
+) -> dict[str, float]:
+    latencies: list[float] = []
+    share = len(messages) // connections or 1
+    start = time.perf_counter()
+    until = start + seconds
+    counts = await asyncio.gather(*(
+        _sender(port, messages[c * share:(c + 1) * share] or messages, until, latencies, f"{tag}{c}")
+        for c in range(connections)
+    ))  # fmt: skip
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "rate": sum(counts) / elapsed,
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "n": sum(counts),
+    }
+
+
+def cpu_limit(messages: list[bytes], seconds: float) -> float:
+    """Parse, map, validate and index on one core, no storage (the server's CPU per message)."""
+    from careweave.search.indexer import Indexer
+    from careweave.store.base import Tenant
+    from careweave.system import _validate, load_definitions
+
+    defs = load_definitions()
+    indexer = Indexer(defs.search_params, defs.engine, defs.code_systems)
+    validate = _validate(defs)
+    tenant = Tenant(1, "default")
+    options = MapOptions(ZoneInfo("Europe/London"))
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for raw in messages[:200]:
+            for entry in map_message(parse(raw), options)["entry"]:
+                validate(entry["resource"], tenant)
+                indexer.index(entry["resource"])
+            done += 1
+    return done / (time.perf_counter() - start)
+
+
+async def transport_limit(messages: list[bytes], connections: int, seconds: float) -> dict[str, float]:
+    now = __import__("datetime").datetime(2024, 1, 1)
+
+    async def handler(payload: bytes, peer: Peer) -> bytes:
+        return build_ack(parse(payload), ACCEPTED, timestamp=now, control_id="1")
+
+    server = await serve_mllp("127.0.0.1", 0, handler)
+    try:
+        return await load(server.sockets[0].getsockname()[1], messages, connections, seconds, "T")
+    finally:
+        server.close()
+
+
+def cells(r: dict[str, Any]) -> list[str]:
+    processed = f"{r['processed']:,.0f}" if "processed" in r else "-"
+    return [f"{r['rate']:,.0f}", processed, f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['n']:,}"]
+
+
+async def backlog_cleared(db: Path) -> float:
+    """When no message is left ``received`` (enhanced mode processes after the CA)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        while conn.execute("SELECT count(*) FROM hl7_message WHERE status = 'received'").fetchone()[0]:
+            await asyncio.sleep(0.02)
+        return time.perf_counter()
+    finally:
+        conn.close()
+
+
+async def measure(table: Table, data: dict[str, list[bytes]], args: dict[str, Any]) -> None:
+    levels, seconds = args["levels"], args["seconds"]
+    port = 20000 + os.getpid() % 20000
+    for kind in args["kinds"]:
+        for mode in args["modes"]:
+            messages = [original(m) for m in data[kind]] if mode == "original" else data[kind]
+            for w in args["workers"]:
+                port += 1
+                with tempfile.TemporaryDirectory() as tmp:
+                    server = Server(port, Path(tmp) / "data", w)
+                    try:
+                        await server.ready()
+                        await load(server.port, messages, 2, 1.0, "W")  # warm up
+                        for level in levels:
+                            started = time.perf_counter()
+                            r = await load(server.port, messages, level, seconds, f"{mode[0]}{w}{level}x")
+                            settled = await backlog_cleared(Path(tmp) / "data" / "careweave.db")
+                            r["processed"] = r["n"] / (settled - started)
+                            table.add_row(kind, mode, str(w), str(level), *cells(r))
+                    finally:
+                        server.stop()
+        limit = cpu_limit([original(m) for m in data[kind]], min(seconds, 3.0))
+        row = ["-", f"{limit:,.0f}", "-", "-", "-"]
+        table.add_row(kind, "limit: parse+map+validate+index", "-", "1 core", *row)
+        t = await transport_limit(data[kind], levels[-1], min(seconds, 3.0))
+        table.add_row(kind, "limit: MLLP + parse + ACK only", "-", str(levels[-1]), *cells(t))
+
+
+@click.command()
+@click.option("--seconds", default=8.0, show_default=True, help="time per measurement")
+@click.option("--connections", default="1,4,8", show_default=True, help="concurrent MLLP connections")
+@click.option("--kinds", default="ADT,ORU", show_default=True)
+@click.option("--modes", default="original,enhanced", show_default=True)
+@click.option("--workers", default="0", show_default=True, help="server hl7_workers to compare (0,1)")
+def main(seconds: float, connections: str, kinds: str, modes: str, workers: str) -> None:
+    data = feeds()
+    title = f"HL7 v2 gateway end to end over MLLP ({os.cpu_count()} cores, SQLite synchronous=FULL)"
+    table = Table(title=title)
+    columns = (
+        "feed",
+        "mode",
+        "workers",
+        "connections",
+        "ACKs/s",
+        "processed/s",
+        "p50 ms",
+        "p99 ms",
+        "messages",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("feed", "mode") else "right")
+    args = {
+        "levels": [int(c) for c in connections.split(",")],
+        "seconds": seconds,
+        "kinds": kinds.split(","),
+        "modes": modes.split(","),
+        "workers": [int(w) for w in workers.split(",")],
+    }
+    asyncio.run(measure(table, data, args))
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()
