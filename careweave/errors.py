@@ -95,7 +95,30 @@ CATALOGUE: dict[str, tuple[Category, str, str]] = {
     "CW-5003": (Category.INVALID, "invalid", "Invalid or expired paging cursor"),
     "CW-5004": (Category.UNPROCESSABLE, "too-costly", "The search is too costly"),
     # CW-6xxx: events and subscriptions; CW-7xxx: HL7 v2 gateway; CW-8xxx: MPI; CW-91xx: PostgreSQL
+    "CW-6001": (Category.UNPROCESSABLE, "processing", "The Subscription cannot be served"),
+    "CW-6002": (Category.FORBIDDEN, "security", "Invalid or expired websocket binding token"),
+    "CW-6003": (Category.UNPROCESSABLE, "not-supported", "The operation does not fit this subscription"),
+    "CW-7001": (Category.INVALID, "structure", "The HL7 v2 message cannot be parsed or mapped"),
+    "CW-7002": (
+        Category.UNSUPPORTED_MEDIA,
+        "not-supported",
+        "Unsupported HL7 v2 message type, version, processing id or character set",
+    ),
+    "CW-7003": (Category.NOT_FOUND, "not-found", "No such HL7 v2 message"),
+    "CW-8001": (Category.NOT_FOUND, "not-found", "Unknown or merged Person in the identity space"),
+    "CW-8002": (Category.NOT_FOUND, "not-found", "The Patient is not known to the MPI here"),
+    "CW-8003": (Category.CONFLICT, "business-rule", "Different verified NHS numbers: never linked"),
+    "CW-8004": (Category.PRECONDITION_FAILED, "conflict", "The Person changed since the If-Match version"),
+    "CW-8005": (Category.INVALID, "invalid", "Invalid MPI operation parameters"),
+    "CW-8006": (Category.NOT_FOUND, "not-found", "No such review item"),
+    "CW-8007": (Category.CONFLICT, "conflict", "Review item decided, or Person merged"),
+    "CW-8008": (Category.CONFLICT, "conflict", "Nothing to undo, or the records have changed since"),
+    "CW-8009": (Category.NOT_ALLOWED, "not-supported", "The identity space is read-only here"),
+    "CW-8010": (Category.BUSY, "transient", "The master patient index is not available"),
     "CW-9001": (Category.BUSY, "transient", "The server is busy; try again"),
+    "CW-9101": (Category.BUSY, "transient", "The database (PostgreSQL) is not reachable"),
+    "CW-9102": (Category.BUSY, "transient", "The write kept conflicting with concurrent writes; try again"),
+    "CW-9103": (Category.BUSY, "not-supported", "The database schema needs migrating (careweave migrate)"),
 }
 
 

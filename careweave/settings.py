@@ -114,9 +114,91 @@ SETTINGS: tuple[Setting, ...] = (
         "Secret that signs paging cursors. Empty: a random secret kept in data_dir.",
     ),
     # [postgres] settings
+    Setting(
+        "migrate_on_start",
+        True,
+        _bool,
+        "PostgreSQL: apply pending schema migrations when a process starts (off: run `careweave "
+        "migrate` first; start-up then fails while any is pending). SQLite always migrates.",
+    ),
+    Setting("pg_pool_size", 16, int, "PostgreSQL: connections each process keeps (readers and writers)."),
     # [events] settings
+    Setting("events_worker", True, _bool, "Run the subscription delivery worker inside `careweave serve`."),
+    Setting(
+        "events_retry_first_s",
+        5.0,
+        float,
+        "Subscription deliveries: the first retry waits up to this long (then doubling, full jitter).",
+    ),
+    Setting(
+        "events_retry_cap_s", 3600.0, float, "Subscription deliveries: the longest wait between retries."
+    ),
+    Setting(
+        "events_give_up_s",
+        72 * 3600.0,
+        float,
+        "Subscription deliveries: give up this long after the first attempt (the subscription goes to "
+        "error, its notifications to the dead-letter list).",
+    ),
+    Setting("events_poll_ms", 500, int, "How often the dispatcher looks for other processes' commits."),
+    Setting(
+        "events_lease_s",
+        15.0,
+        float,
+        "How long a delivery worker holds a subscription's queue without renewing (another takes over).",
+    ),
+    Setting(
+        "events_secret",
+        "",
+        str,
+        "Secret that signs notifications (X-Careweave-Signature) and websocket binding tokens. Empty: a "
+        "random secret kept in data_dir.",
+    ),
+    Setting("events_nats_url", "", str, "NATS server for the JetStream channel (empty: no NATS channel)."),
+    Setting(
+        "events_topics",
+        "",
+        str,
+        "A JSON file of built-in SubscriptionTopics (R4B/R5 JSON, one or a list) offered to every tenant.",
+    ),
     # [hl7] settings
+    Setting("mllp_port", 0, int, "Port of the HL7 v2 MLLP listener started with the server (0: none)."),
+    Setting("mllp_host", "127.0.0.1", str, "Address the HL7 v2 MLLP listener listens on."),
+    Setting(
+        "hl7_timezone",
+        "Europe/London",
+        str,
+        "Time zone of HL7 v2 timestamps that carry no offset (an IANA name).",
+    ),
+    Setting(
+        "hl7_workers",
+        0,
+        int,
+        "Processes validating and indexing what HL7 v2 messages map to (0: in the server process).",
+    ),
     # [mpi] settings
+    Setting("mpi_enabled", True, _bool, "Match every Patient write into the master patient index (serve)."),
+    Setting(
+        "mpi_model",
+        "",
+        str,
+        "Match model JSON (careweave mpi estimate). Empty: the packaged default model.",
+    ),
+    Setting(
+        "mpi_certain_threshold",
+        10.0,
+        float,
+        "Match weight (log2 odds) at or above which records are linked automatically. Part of the "
+        "model version recorded with every link.",
+    ),
+    Setting(
+        "mpi_possible_threshold",
+        0.0,
+        float,
+        "Match weight at or above which a pair goes to the review queue (level2 link).",
+    ),
+    Setting("mpi_poll_seconds", 0.25, float, "How often the MPI follower looks for new changes when idle."),
+    Setting("mpi_batch", 500, int, "Change-log entries the MPI follower applies per transaction."),
 )
 
 
@@ -157,9 +239,30 @@ class Settings:
     tenant_cache_seconds: float = 1.0
     cursor_secret: str = ""
     # [postgres] fields
+    migrate_on_start: bool = True
+    pg_pool_size: int = 16
     # [events] fields
+    events_worker: bool = True
+    events_retry_first_s: float = 5.0
+    events_retry_cap_s: float = 3600.0
+    events_give_up_s: float = 72 * 3600.0
+    events_poll_ms: int = 500
+    events_lease_s: float = 15.0
+    events_secret: str = ""
+    events_nats_url: str = ""
+    events_topics: str = ""
     # [hl7] fields
+    mllp_port: int = 0
+    mllp_host: str = "127.0.0.1"
+    hl7_timezone: str = "Europe/London"
+    hl7_workers: int = 0
     # [mpi] fields
+    mpi_enabled: bool = True
+    mpi_model: str = ""
+    mpi_certain_threshold: float = 10.0
+    mpi_possible_threshold: float = 0.0
+    mpi_poll_seconds: float = 0.25
+    mpi_batch: int = 500
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored (unset CLI options)."""

@@ -19,21 +19,29 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from careweave import __version__
 from careweave.errors import Issue
+from careweave.events.admission import with_subscription_checks  # [events]
+from careweave.events.service import EventService  # [events]
+from careweave.events.setup import event_service, events_secret  # [events]
 from careweave.fhir import definitions, ukcore
 from careweave.fhir.elements import ElementModel
 from careweave.fhir.fhirpath import FhirPathEngine
 from careweave.fhir.validation import ProfileLibrary, Terminology, Validator
+from careweave.gateway import Gateway, GatewayConfig, Hl7v2Api, serve_mllp
+from careweave.gateway.workers import PreparePool
 from careweave.generate import DEMO, generate
+from careweave.identity import identity_service
 from careweave.interactions.context import Services, Validate, new_id
 from careweave.interactions.jobs import JobRunner, JobSignal
 from careweave.interactions.tenants import TenantDirectory, TenantSearch
 from careweave.rest.app import FhirApp
 from careweave.search.indexer import Indexer, code_systems_of
+from careweave.search.params import SearchContext  # [events]
 from careweave.search.registry import SearchParamRegistry
 from careweave.settings import Settings, from_environment
 from careweave.store import writes
@@ -78,9 +86,23 @@ def load_definitions() -> Definitions:
     return Definitions(model, registry, engine, compartments, code_systems, terminology, validator, profiles)
 
 
+def gateway_worker_parts() -> tuple[Validate, Indexer]:
+    """[hl7] What each HL7 v2 gateway worker process builds once (gateway/workers.py)."""
+    defs = load_definitions()
+    return _validate(defs), Indexer(defs.search_params, defs.engine, defs.code_systems)
+
+
 def open_store(settings: Settings) -> Store:
     if settings.database.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("PostgreSQL support is not built yet (see the PostgreSQL issue)")
+        # [postgres] the PostgreSQL backend (imported here: psycopg loads only when it is used)
+        from careweave.store.sql.postgres import PostgresStore
+
+        return PostgresStore(
+            settings.database,
+            pool_size=settings.pg_pool_size,
+            reader_threads=settings.reader_threads,
+            migrate_on_start=settings.migrate_on_start,
+        )
     if settings.database.startswith("sqlite:///"):
         path = Path(settings.database[len("sqlite:///") :])
     elif settings.database:
@@ -156,6 +178,8 @@ class System:
     services: Services
     app: FhirApp
     jobs: JobRunner
+    gateway: Gateway | None = None  # [hl7] the HL7 v2 gateway service
+    events: EventService | None = None  # [events] subscriptions: dispatcher and delivery worker
 
     async def close(self) -> None:
         await self.store.close()
@@ -167,12 +191,20 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
     indexer = Indexer(defs.search_params, defs.engine, defs.code_systems)
     tenants = TenantDirectory(store, settings.tenant_cache_seconds)
     search = TenantSearch(store, defs.search_params, indexer, defs.engine, defs.code_systems)
+    # [events] the subscription dispatcher and delivery worker (run in startup when events_worker)
+    events = event_service(
+        settings, store, search.of, defs.model.resource_types, _expand(defs.terminology), defs.engine
+    )
     signal = JobSignal()
+    identity = identity_service(settings, store, indexer)  # [mpi] the master patient index
     services = Services(
         store=store,
         model=defs.model,
         search_params=defs.search_params,
-        validate=_validate(defs),
+        validate=with_subscription_checks(  # [events] Subscriptions careweave cannot serve are refused
+            _validate(defs),
+            SearchContext(defs.search_params, defs.model.resource_types, "", _expand(defs.terminology)),
+        ),
         tenants=tenants,
         search=search,
         expand=_expand(defs.terminology),
@@ -184,20 +216,43 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
         max_count=settings.max_count,
         files=ExportFiles(settings.data_dir / "exports"),
         wake_jobs=signal.set,
+        wake_events=events.wake,  # [events]
+        events_secret=events_secret(settings),  # [events]
         software_version=__version__,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        identity=identity,  # [mpi]
     )
     runner = JobRunner(services, signal)
+    # [hl7] the HL7 v2 gateway: MLLP listener, POST /hl7v2, error queue
+    gateway = Gateway(
+        services,
+        GatewayConfig(
+            timezone=ZoneInfo(settings.hl7_timezone), route_cache_seconds=settings.tenant_cache_seconds
+        ),
+        pool=PreparePool(settings.hl7_workers, gateway_worker_parts) if settings.hl7_workers > 0 else None,
+    )
+    listeners: list[asyncio.Server] = []
     system: System
 
     stop_jobs = asyncio.Event()
+    stop_events = asyncio.Event()  # [events]
+    stop_mpi = asyncio.Event()  # [mpi]
     background: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
         background.append(asyncio.create_task(runner.run(stop_jobs), name="careweave-jobs"))
         # [events] startup: the in-process delivery worker
+        if settings.events_worker:
+            background.append(asyncio.create_task(events.run(stop_events), name="careweave-events"))
         # [hl7] startup: the MLLP listener when settings ask for one
+        await gateway.start()
+        if settings.mllp_port:
+            listeners.append(await serve_mllp(settings.mllp_host, settings.mllp_port, gateway.handle))
+            log.info("HL7 v2 MLLP listener on %s:%d", settings.mllp_host, settings.mllp_port)
         # [mpi] startup: the matcher following the change log
+        if settings.mpi_enabled:
+            await identity.space()
+            background.append(asyncio.create_task(identity.follow(stop_mpi), name="careweave-mpi"))
         if settings.demo:
             loaded = await load_demo(system)
             if loaded:
@@ -207,8 +262,15 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
     async def shutdown() -> None:
         stop_jobs.set()
         # [events] shutdown
+        stop_events.set()
         # [hl7] shutdown
+        for listener in listeners:
+            listener.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(listener.wait_closed(), 5)
+        await gateway.close()
         # [mpi] shutdown
+        stop_mpi.set()
         runner.wake()
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
@@ -222,8 +284,11 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
         startup=startup,
         shutdown=shutdown,
         access_log=settings.access_log,
+        hl7v2=Hl7v2Api(gateway, max_body_bytes=settings.max_body_bytes),
+        websocket=events.hub,  # [events]
     )
-    system = System(settings, defs, store, services, app, runner)
+    system = System(settings, defs, store, services, app, runner, gateway)
+    system.events = events  # [events]
     return system
 
 

@@ -91,7 +91,9 @@ async def write(
     parameters for SearchParameter) in the same transaction."""
     effect = effects_of(services, type_, resource)
     if effect is None:
-        return await services.store.write(request.tenant, fn)
+        done = await services.store.write(request.tenant, fn)
+        services.wake_events()
+        return done
 
     def with_effect(tx: Transaction) -> T:
         outcome = fn(tx)
@@ -99,6 +101,7 @@ async def write(
         return outcome
 
     result = await services.store.write(request.tenant, with_effect)
+    services.wake_events()
     after_commit(services, request.tenant, type_)
     return result
 

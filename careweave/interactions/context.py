@@ -11,6 +11,7 @@ from typing import Any
 from careweave.errors import Issue
 from careweave.fhir.elements import ElementModel
 from careweave.fhir.fhirpath import FhirPathEngine
+from careweave.identity.service import IdentityService
 from careweave.interactions.tenants import TenantDirectory, TenantSearch
 from careweave.search.registry import SearchParamRegistry
 from careweave.store.base import Store, Tenant
@@ -39,8 +40,11 @@ class Services:
     # owner type -> member type -> parameters (CompartmentDefinition)
     expand: Callable[[str], list[tuple[str | None, str]] | None] | None = None  # :in value sets
     wake_jobs: Callable[[], None] = lambda: None  # tells the job runner there is work
+    wake_events: Callable[[], None] = lambda: None  # [events] a write committed: dispatch its events now
+    events_secret: bytes = b""  # [events] signs websocket binding tokens
     software_version: str = "0"
     started_at: str = "2026-01-01T00:00:00+00:00"  # CapabilityStatement.date
+    identity: IdentityService | None = None  # [mpi] the master patient index ($match, /mpi/fhir)
 
     @property
     def resource_types(self) -> frozenset[str]:

@@ -244,6 +244,7 @@ async def _transaction(services: Services, request: Request, entries: list[Bundl
         except CareweaveError as exc:
             raise _failed(entry, exc) from None
     results = await services.store.write(request.tenant, _write_job(checks, ordered, steps))
+    services.wake_events()
     if any(s.effect is not None for s in steps.values()):
         after_commit(services, request.tenant, "SearchParameter")
     return Result(200, await _response(services, request, entries, steps, results))

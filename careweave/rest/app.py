@@ -24,8 +24,10 @@ import orjson
 
 from careweave.errors import CareweaveError, error
 from careweave.fhir.model import http_date
+from careweave.identity.records import IDENTITY_TENANT
 from careweave.interactions.context import Services
 from careweave.interactions.dispatch import dispatch, route
+from careweave.interactions.operations.mpi import dispatch_identity
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result, error_result
 from careweave.rest.negotiation import body_kind, response_type
@@ -72,6 +74,8 @@ class FhirApp:
         startup: Callable[[], Awaitable[None]] | None = None,
         shutdown: Callable[[], Awaitable[None]] | None = None,
         access_log: bool = False,
+        hl7v2: ASGIApp | None = None,  # [hl7] POST /hl7v2 and the error queue (careweave.gateway.http)
+        websocket: ASGIApp | None = None,  # [events] the subscriptions' websocket channel
     ) -> None:
         self.services = services
         self._max_body = max_body_bytes
@@ -80,6 +84,8 @@ class FhirApp:
         self._startup = startup
         self._shutdown = shutdown
         self._access_log = access_log
+        self._hl7v2 = hl7v2
+        self._websocket = websocket  # [events]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -87,6 +93,8 @@ class FhirApp:
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+        elif kind == "websocket" and self._websocket is not None:  # [events]
+            await self._websocket(scope, receive, send)
         elif self._fallback is not None:
             await self._fallback(scope, receive, send)
 
@@ -115,13 +123,19 @@ class FhirApp:
             await self._fhir(scope, receive, send, None, path[5:], "/fhir")
         elif path.startswith("/t/"):
             name, _, rest = path[3:].partition("/")
-            if rest == "fhir" or rest.startswith("fhir/"):
+            if (rest == "fhir" or rest.startswith("fhir/")) and unquote(name) != IDENTITY_TENANT:  # [mpi]
                 await self._fhir(scope, receive, send, name, rest[4:], f"/t/{name}/fhir")
+            elif self._hl7v2 is not None and (rest == "hl7v2" or rest.startswith("hl7v2/")):  # [hl7]
+                await self._hl7v2(scope, receive, send)
             else:
                 await self._not_found(scope, receive, send)
         # [events] routes (websocket binding, mailbox) go here
         # [hl7] routes (POST /hl7v2) go here
+        elif self._hl7v2 is not None and (path == "/hl7v2" or path.startswith("/hl7v2/")):
+            await self._hl7v2(scope, receive, send)
         # [mpi] routes (/mpi/fhir) go here
+        elif path == "/mpi/fhir" or path.startswith("/mpi/fhir/"):
+            await self._fhir(scope, receive, send, IDENTITY_TENANT, path[9:], "/mpi/fhir")
         elif path == "/health":
             await _send(send, 200, b'{"status":"ok"}', [(b"content-type", b"application/json")])
         else:
@@ -185,7 +199,8 @@ class FhirApp:
                 base_url=self._base(scope, headers) + prefix,
                 path=path,
             )
-            result = await dispatch(self.services, request, where.shape)
+            handler = dispatch_identity if tenant.name == IDENTITY_TENANT else dispatch  # [mpi]
+            result = await handler(self.services, request, where.shape)
         except CareweaveError as exc:
             result = error_result(exc)
         await self._respond(send, result, media, pretty)

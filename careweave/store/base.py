@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from careweave.search.index import IndexRows
 from careweave.search.plan import QueryPlan
+from careweave.store.sql.components import Sql
 
 __all__ = [
     "Change",
@@ -239,6 +240,13 @@ class Store(Protocol):
         ...
 
     async def mark_params_ready(self, tenant: Tenant, keys: Sequence[str]) -> None: ...
+
+    # component SQL (events, HL7 v2, MPI: see store/sql/components.py)
+    async def sql_read(self, fn: Callable[[Sql], T]) -> T: ...
+
+    async def sql_write(self, fn: Callable[[Sql], T]) -> T: ...
+
+    async def sql_write_tenant(self, tenant: Tenant, fn: Callable[[Sql, Transaction], T]) -> T: ...
 
     async def close(self) -> None: ...
 

@@ -1,5 +1,4 @@
-"""The Store contract: every backend passes this suite (SQLite now; PostgreSQL joins the backends
-fixture when it lands)."""
+"""The Store contract: every backend passes this suite (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -20,8 +19,19 @@ from careweave.store.sql.sqlite import SqliteStore
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "postgres":
+        from careweave.store.sql.postgres import PostgresStore
+        from tests.postgres.support import isolated_database
+
+        with isolated_database() as url:
+            backend: Store = PostgresStore(url, pool_size=8)
+            try:
+                yield backend
+            finally:
+                await backend.close()
+        return
     backend = SqliteStore(tmp_path / "c.db", synchronous="NORMAL")
     try:
         yield backend

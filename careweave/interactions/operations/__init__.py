@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from careweave.interactions.context import Services
 from careweave.interactions.operations.everything import everything
 from careweave.interactions.operations.export import export, export_file, export_status
+from careweave.interactions.operations.match import match
 from careweave.interactions.operations.reindex import reindex
+from careweave.interactions.operations.subscription import SUBSCRIPTION_OPERATIONS  # [events]
 from careweave.interactions.operations.validate import validate
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result
@@ -69,6 +71,14 @@ OPERATIONS: dict[str, Operation] = {
             frozenset({"GET"}),
             export_file,
         ),
+        Operation(  # [mpi]
+            "match",
+            "http://hl7.org/fhir/OperationDefinition/Patient-match",
+            frozenset({"type"}),
+            frozenset({"Patient"}),
+            frozenset({"POST"}),
+            match,
+        ),
         Operation(
             "reindex",
             "https://careweave.org/fhir/OperationDefinition/reindex",
@@ -77,5 +87,6 @@ OPERATIONS: dict[str, Operation] = {
             frozenset({"POST", "GET"}),
             reindex,
         ),
+        *(Operation(*row) for row in SUBSCRIPTION_OPERATIONS),  # [events]
     )
 }

@@ -1,4 +1,4 @@
-"""SQLite statements for custom search parameters, background jobs and reindexing.
+"""Statements (SQLite and PostgreSQL) for custom search parameters, background jobs and reindexing.
 
 Rules:
 1. Every statement names its tenant (``tid = ?``), like every other statement of the backend;
@@ -6,12 +6,13 @@ Rules:
 2. Functions here take a connection and run inside the caller's transaction (the writer's, or a
    reader's); they never commit.
 3. A reindex chunk reads the resources and writes their new index rows in the same transaction, so
-   a concurrent update can never be overwritten by rows computed from an older version.
+   a concurrent update can never be overwritten by rows computed from an older version (on
+   PostgreSQL, where writers run concurrently, the rows read are locked: ``lock=True``).
+4. Portable SQL only (``?`` placeholders, ON CONFLICT, RETURNING): both backends run it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ import orjson
 
 from careweave.search.index import IndexRows
 from careweave.store.base import CustomParam, Job
+from careweave.store.sql.components import Sql
 
 __all__ = [
     "add_job",
@@ -40,46 +42,45 @@ def _job(row: Sequence[Any]) -> Job:
     return Job(jid, tid, kind, orjson.loads(payload), state, cursor, done, total, created, updated, err)
 
 
-def custom_params(conn: sqlite3.Connection, tid: int) -> list[CustomParam]:
+def custom_params(conn: Sql, tid: int) -> list[CustomParam]:
     rows = conn.execute(
         "SELECT key, resource_id, url, definition, state FROM custom_param WHERE tid = ? ORDER BY key", (tid,)
     )
     return [CustomParam(k, r, u, orjson.loads(d), s) for k, r, u, d, s in rows]
 
 
-def set_custom_params(
-    conn: sqlite3.Connection, tid: int, resource_id: str, params: Sequence[CustomParam]
-) -> None:
+def set_custom_params(conn: Sql, tid: int, resource_id: str, params: Sequence[CustomParam]) -> None:
     conn.execute("DELETE FROM custom_param WHERE tid = ? AND resource_id = ?", (tid, resource_id))
     conn.executemany(
-        "INSERT OR REPLACE INTO custom_param (tid, key, resource_id, url, definition, state) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO custom_param (tid, key, resource_id, url, definition, state) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tid, key) DO UPDATE SET resource_id = excluded.resource_id, "
+        "url = excluded.url, definition = excluded.definition, state = excluded.state",
         [(tid, p.key, p.resource_id, p.url, orjson.dumps(dict(p.definition)), p.state) for p in params],
     )
     _bump(conn, tid)
 
 
-def mark_params_ready(conn: sqlite3.Connection, tid: int, keys: Sequence[str]) -> None:
+def mark_params_ready(conn: Sql, tid: int, keys: Sequence[str]) -> None:
     conn.executemany(
         "UPDATE custom_param SET state = 'ready' WHERE tid = ? AND key = ?", [(tid, k) for k in keys]
     )
     _bump(conn, tid)
 
 
-def _bump(conn: sqlite3.Connection, tid: int) -> None:
+def _bump(conn: Sql, tid: int) -> None:
     conn.execute("UPDATE tenant SET params_generation = params_generation + 1 WHERE tid = ?", (tid,))
 
 
-def add_job(conn: sqlite3.Connection, tid: int, kind: str, payload: Any, total: int, now_ms: int) -> int:
+def add_job(conn: Sql, tid: int, kind: str, payload: Any, total: int, now_ms: int) -> int:
     cur = conn.execute(
         "INSERT INTO job (tid, kind, payload, state, total, created_ms, updated_ms) "
-        "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+        "VALUES (?, ?, ?, 'queued', ?, ?, ?) RETURNING jid",
         (tid, kind, orjson.dumps(payload), total, now_ms, now_ms),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
-def jobs(conn: sqlite3.Connection, tid: int, kind: str | None) -> list[Job]:
+def jobs(conn: Sql, tid: int, kind: str | None) -> list[Job]:
     if kind is None:
         rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM job WHERE tid = ? ORDER BY jid", (tid,))
     else:
@@ -89,11 +90,12 @@ def jobs(conn: sqlite3.Connection, tid: int, kind: str | None) -> list[Job]:
     return [_job(r) for r in rows]
 
 
-def claim_job(conn: sqlite3.Connection, tid: int, kinds: Sequence[str], now_ms: int) -> Job | None:
+def claim_job(conn: Sql, tid: int, kinds: Sequence[str], now_ms: int, lock: bool = False) -> Job | None:
+    """``lock``: skip jobs another transaction is claiming right now (PostgreSQL)."""
     marks = ", ".join("?" for _ in kinds)
     row = conn.execute(
         f"SELECT {_JOB_COLUMNS} FROM job WHERE tid = ? AND state IN ('queued', 'running') "
-        f"AND kind IN ({marks}) ORDER BY jid LIMIT 1",
+        f"AND kind IN ({marks}) ORDER BY jid LIMIT 1{' FOR UPDATE SKIP LOCKED' if lock else ''}",
         (tid, *kinds),
     ).fetchone()
     if row is None:
@@ -117,7 +119,7 @@ def claim_job(conn: sqlite3.Connection, tid: int, kinds: Sequence[str], now_ms: 
     )
 
 
-def update_job(conn: sqlite3.Connection, tid: int, jid: int, now_ms: int, **fields: Any) -> None:
+def update_job(conn: Sql, tid: int, jid: int, now_ms: int, **fields: Any) -> None:
     unknown = set(fields) - _JOB_FIELDS
     if unknown:
         raise ValueError(f"unknown job fields: {sorted(unknown)}")
@@ -130,7 +132,7 @@ def update_job(conn: sqlite3.Connection, tid: int, jid: int, now_ms: int, **fiel
     )
 
 
-def count(conn: sqlite3.Connection, tid: int, types: Sequence[str]) -> int:
+def count(conn: Sql, tid: int, types: Sequence[str]) -> int:
     if not types:
         return int(
             conn.execute("SELECT count(*) FROM resource WHERE tid = ? AND deleted = 0", (tid,)).fetchone()[0]
@@ -145,9 +147,10 @@ def count(conn: sqlite3.Connection, tid: int, types: Sequence[str]) -> int:
 
 
 def resources_after(
-    conn: sqlite3.Connection, tid: int, types: Sequence[str], after_rk: int, limit: int
+    conn: Sql, tid: int, types: Sequence[str], after_rk: int, limit: int, lock: bool = False
 ) -> list[tuple[int, bytes]]:
-    """(rk, body) of the next current resources of ``types`` (all types when empty)."""
+    """(rk, body) of the next current resources of ``types`` (all types when empty); ``lock``
+    locks them until the transaction ends (PostgreSQL: concurrent writers wait)."""
     type_filter = ""
     params: list[Any] = [tid, after_rk]
     if types:
@@ -156,10 +159,10 @@ def resources_after(
     params.append(limit)
     rows = conn.execute(
         f"SELECT rk, body FROM resource WHERE tid = ? AND rk > ? AND deleted = 0{type_filter} "
-        "ORDER BY rk LIMIT ?",
+        f"ORDER BY rk LIMIT ?{' FOR UPDATE' if lock else ''}",
         params,
     )
-    return [(rk, body) for rk, body in rows]
+    return [(rk, bytes(body)) for rk, body in rows]
 
 
 def only(rows: IndexRows, keys: frozenset[str]) -> IndexRows:

@@ -1,4 +1,4 @@
-"""Search predicates -> SQL fragments for SQLite. The one place a predicate becomes SQL.
+"""Search predicates -> SQL fragments for SQLite and PostgreSQL. The one place a predicate becomes SQL.
 
 Rules:
 1. Every table a fragment reads is restricted by ``<alias>.tid = ?``, added by :meth:`Compiler.tenant`
@@ -9,6 +9,9 @@ Rules:
    (``EXISTS (... WHERE a.rk = r.rk AND ...)``, to check one candidate).
 3. Range semantics (search.html 3.1.1.4): dates compare half-open ranges; numbers and quantities are
    points compared with the value, ``eq`` meaning "within the value's precision".
+4. The text is portable SQL with ``?`` placeholders; the few spellings the two databases disagree on
+   (substring test, scalar minimum, full text) come from the :class:`Dialect`. Booleans are
+   written TRUE and FALSE, which both accept.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from careweave.search.plan import (
     UriMatch,
 )
 
-__all__ = ["TABLE_OF_KIND", "Atom", "Compiler", "PidOf"]
+__all__ = ["POSTGRES", "SQLITE", "TABLE_OF_KIND", "Atom", "Compiler", "Dialect", "PidOf"]
 
 PidOf = Callable[[str], int | None]
 
@@ -63,6 +66,36 @@ TABLE_OF_KIND = {
 _DAY_MS = 86_400_000
 
 
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the two databases' SQL, as format strings over column and value."""
+
+    name: str
+    contains: str  # "{hay}" contains "{needle}"
+    least: str  # scalar minimum of two values
+    text_match: str  # full-text condition of alias {a}, column {column}, query {needle}
+    text_key: str  # the column of the full-text table that holds the resource row key
+    join_in_order: str  # a join keeping the written table order
+
+
+SQLITE = Dialect(
+    "sqlite",
+    "instr({hay}, {needle}) > 0",
+    "min({x}, {y})",
+    "{a}.{column} MATCH {needle}",
+    "rowid",
+    "CROSS JOIN",
+)
+POSTGRES = Dialect(
+    "postgresql",
+    "strpos({hay}, {needle}) > 0",
+    "least({x}, {y})",
+    "{a}.{column} @@ plainto_tsquery('simple', {needle})",
+    "rk",
+    "JOIN",
+)
+
+
 @dataclass(slots=True)
 class Atom:
     table: str
@@ -74,9 +107,10 @@ class Atom:
 class Compiler:
     """Builds SQL fragments for one statement; collects its bound parameters in order."""
 
-    def __init__(self, tid: int, pid_of: PidOf, now_ms: int | None = None) -> None:
+    def __init__(self, tid: int, pid_of: PidOf, now_ms: int | None = None, dialect: Dialect = SQLITE) -> None:
         self.tid = tid
         self.pid_of = pid_of
+        self.dialect = dialect
         self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         self._n = 0
 
@@ -125,7 +159,7 @@ class Compiler:
             return self._list(pred, r, params)
         atom = self.atom(pred)
         if atom is None:
-            return "0"
+            return "FALSE"
         return self.exists(atom, r, params)
 
     # -- atoms ------------------------------------------------------------------------------
@@ -146,7 +180,7 @@ class Compiler:
             return Atom(
                 "ix_token_text",
                 a,
-                [f"{a}.pid = ?", f"({a}.text >= ? AND {a}.text < ? OR instr({a}.text, ?) > 0)"],
+                [f"{a}.pid = ?", f"({a}.text >= ? AND {a}.text < ? OR {self._contains(a + '.text')})"],
                 [pid, pred.text, pred.text + "\U0010ffff", " " + pred.text],
             )
         if isinstance(pred, TokenIn):
@@ -199,7 +233,7 @@ class Compiler:
     def _token_in(self, pred: TokenIn, pid: int) -> Atom:
         a = self.alias("t")
         if not pred.codes:
-            return Atom("ix_token", a, ["0"], [])
+            return Atom("ix_token", a, ["FALSE"], [])
         alternatives: list[str] = []
         values: list[Any] = [pid]
         for system, code in pred.codes:
@@ -218,7 +252,7 @@ class Compiler:
         if pred.mode == "phonetic":
             return Atom("ix_string", a, [f"{a}.pid = ?", f"{a}.norm = ?"], [pid, pred.value])
         if pred.mode == "contains":
-            return Atom("ix_string", a, [f"{a}.pid = ?", f"instr({a}.norm, ?) > 0"], [pid, pred.value])
+            return Atom("ix_string", a, [f"{a}.pid = ?", self._contains(f"{a}.norm")], [pid, pred.value])
         return Atom(
             "ix_string",
             a,
@@ -286,8 +320,13 @@ class Compiler:
         conds = [
             f"{a}.pid = ?",
             f"{a}.lat BETWEEN ? AND ?",
-            f"6371.0 * acos(min(1.0, sin(radians(?)) * sin(radians({a}.lat)) + "
-            f"cos(radians(?)) * cos(radians({a}.lat)) * cos(radians({a}.lon - ?)))) <= ?",
+            "6371.0 * acos("
+            + self.dialect.least.format(
+                x="1.0",
+                y=f"sin(radians(?)) * sin(radians({a}.lat)) + "
+                f"cos(radians(?)) * cos(radians({a}.lat)) * cos(radians({a}.lon - ?))",
+            )
+            + ") <= ?",
         ]
         values = [
             pid,
@@ -319,7 +358,7 @@ class Compiler:
         each is checked against the inner condition; nothing is materialised."""
         pid = self.pid_of(pred.param)
         if pid is None:
-            return "0"
+            return "FALSE"
         a, s = self.alias("h"), self.alias("s")
         join_params: list[Any] = []
         join = [f"{s}.rk = {a}.rk", self.tenant(s, join_params), f"{s}.deleted = 0", f"{s}.type = ?"]
@@ -344,7 +383,7 @@ class Compiler:
     def _missing(self, pred: Missing, r: str, params: list[Any]) -> str:
         pid = self.pid_of(pred.param)
         if pid is None:
-            return "1" if pred.missing else "0"
+            return "TRUE" if pred.missing else "FALSE"
         table = TABLE_OF_KIND.get(pred.kind, "ix_token")
         a = self.alias("m")
         where = [f"{a}.rk = {r}.rk", self.tenant(a, params), f"{a}.pid = ?"]
@@ -355,7 +394,7 @@ class Compiler:
     def _list(self, pred: ListMember, r: str, params: list[Any]) -> str:
         pid = self.pid_of("List.item")
         if pid is None:
-            return "0"
+            return "FALSE"
         a, lst = self.alias("l"), self.alias("r")
         where = [self.tenant(a, params), f"{a}.pid = ?", f"{a}.target_type = {r}.type"]
         params.append(pid)
@@ -367,8 +406,15 @@ class Compiler:
     def _text(self, pred: TextSearch, r: str, params: list[Any]) -> str:
         a = self.alias("x")
         column = "narrative" if pred.field == "narrative" else "content"
-        query = " ".join('"' + word.replace('"', '""') + '"' for word in pred.query.split())
-        where = [f"{a}.rowid = {r}.rk", self.tenant(a, params), f"{a}.{column} MATCH ?"]
+        if self.dialect is SQLITE:
+            query = " ".join('"' + word.replace('"', '""') + '"' for word in pred.query.split())
+        else:
+            query = pred.query
+        where = [
+            f"{a}.{self.dialect.text_key} = {r}.rk",
+            self.tenant(a, params),
+            self.dialect.text_match.format(a=a, column=column, needle="?"),
+        ]
         params.append(query)
         return f"EXISTS (SELECT 1 FROM ix_text {a} WHERE {' AND '.join(where)})"
 
@@ -389,11 +435,14 @@ class Compiler:
             if driver is not None:
                 atom = self.atom(driver)
                 if atom is None:
-                    return f"SELECT {r}.{column} FROM resource {r} WHERE 0"
+                    return f"SELECT {r}.{column} FROM resource {r} WHERE FALSE"
                 where.append(f"{r}.rk IN ({self.rk_set(atom, params)})")
                 parts.remove(driver)
             where.extend(self.where(p, r, types, params) for p in parts)
         return f"SELECT {r}.{column} FROM resource {r} WHERE {' AND '.join(where)}"
+
+    def _contains(self, hay: str) -> str:
+        return self.dialect.contains.format(hay=hay, needle="?")
 
     @staticmethod
     def drivable(pred: Predicate) -> bool:
@@ -525,4 +574,4 @@ def _component(a: str, position: int, part: Any, now_ms: int) -> tuple[list[str]
         return conds, values
     if isinstance(part, NumberMatch):
         return _range_points(part.prefix, lo, hi, part.value, part.lo, part.hi)
-    return ["0"], []
+    return ["FALSE"], []

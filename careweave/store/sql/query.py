@@ -1,4 +1,4 @@
-"""Search statements for SQLite: planning (which index drives), sorting, keyset paging, includes.
+"""Search statements (SQLite and PostgreSQL): planning (which index drives), sorting, keyset paging, includes.
 
 Rules:
 1. The planner probes each index-backed condition with a capped count and lets the most selective
@@ -13,7 +13,6 @@ Rules:
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ from careweave.search.plan import (
     TypeIn,
 )
 from careweave.store.sql.compile import Atom, Compiler
+from careweave.store.sql.components import Sql
 
 __all__ = ["PROBE_CAP", "SearchStatement", "count_statement", "search_statement"]
 
@@ -90,13 +90,13 @@ def _atoms(compiler: Compiler, part: Predicate) -> list[Atom | None] | None:
 def _set_sql(compiler: Compiler, atoms: list[Atom | None], params: list[Any]) -> str:
     live = [a for a in atoms if a is not None]
     if not live:
-        return "SELECT NULL WHERE 0"
+        return "SELECT CAST(NULL AS BIGINT) WHERE FALSE"
     return " UNION ".join(compiler.rk_set(a, params) for a in live)
 
 
-def _probe(conn: sqlite3.Connection, compiler: Compiler, atoms: list[Atom | None], cap: int) -> int:
+def _probe(conn: Sql, compiler: Compiler, atoms: list[Atom | None], cap: int) -> int:
     params: list[Any] = []
-    sql = f"SELECT count(*) FROM ({_set_sql(compiler, atoms, params)} LIMIT {cap})"
+    sql = f"SELECT count(*) FROM ({_set_sql(compiler, atoms, params)} LIMIT {cap}) AS p"
     return int(conn.execute(sql, params).fetchone()[0])
 
 
@@ -112,7 +112,7 @@ def _likely_selective(part: Predicate) -> int:
 
 
 def _choose_driver(
-    conn: sqlite3.Connection, compiler: Compiler, parts: list[Predicate]
+    conn: Sql, compiler: Compiler, parts: list[Predicate]
 ) -> tuple[int | None, list[Atom | None] | None]:
     """The index of the part that should drive, by capped counts. Each probe counts at most as
     far as the best so far: a later condition only matters if it is smaller still."""
@@ -173,9 +173,7 @@ def _keyset(sort: tuple[SortKey, ...], cursor: tuple[Any, ...], backwards: bool,
     return "(" + " OR ".join(alternatives) + ")"
 
 
-def _base_where(
-    conn: sqlite3.Connection, compiler: Compiler, plan: QueryPlan, params: list[Any]
-) -> tuple[list[str], str]:
+def _base_where(conn: Sql, compiler: Compiler, plan: QueryPlan, params: list[Any]) -> tuple[list[str], str]:
     where = [compiler.tenant("r", params), "r.deleted = 0"]
     if plan.types:
         where.append(f"r.type IN ({', '.join('?' for _ in plan.types)})")
@@ -191,7 +189,7 @@ def _base_where(
     return where, driver
 
 
-def search_statement(conn: sqlite3.Connection, compiler: Compiler, plan: QueryPlan) -> SearchStatement:
+def search_statement(conn: Sql, compiler: Compiler, plan: QueryPlan) -> SearchStatement:
     """The page query: resource columns, then the sort keys, ``count + 1`` rows."""
     key_params: list[Any] = []
     keys = [_sort_expr(compiler, k, key_params) for k in plan.sort]
@@ -219,7 +217,7 @@ def search_statement(conn: sqlite3.Connection, compiler: Compiler, plan: QueryPl
     return SearchStatement(sql, params, len(keys), driver)
 
 
-def count_statement(conn: sqlite3.Connection, compiler: Compiler, plan: QueryPlan) -> tuple[str, list[Any]]:
+def count_statement(conn: Sql, compiler: Compiler, plan: QueryPlan) -> tuple[str, list[Any]]:
     params: list[Any] = []
     where, _ = _base_where(conn, compiler, plan, params)
     return f"SELECT count(*) FROM resource r WHERE {' AND '.join(where)}", params
@@ -234,9 +232,7 @@ _SCAN_INDEX = {  # (kind, descending) -> (table, column, flag) of a partial sort
 }
 
 
-def sorted_scan(
-    conn: sqlite3.Connection, compiler: Compiler, plan: QueryPlan
-) -> list[SearchStatement] | None:
+def sorted_scan(conn: Sql, compiler: Compiler, plan: QueryPlan) -> list[SearchStatement] | None:
     """For a search sorted by one date or string parameter with no selective condition: walk
     that parameter's sort index in order and stop at the page size (phase 1), then take the
     resources with no value, which sort last, in row order (phase 2). None when this does not
@@ -309,7 +305,7 @@ def _phase_one(
         params.extend((cursor[0], cursor[0], cursor[1]))
     params.append(plan.count + 1)
     sql = (
-        f"SELECT {_COLUMNS}, k.{column} AS k0 FROM {table} k CROSS JOIN resource r "
+        f"SELECT {_COLUMNS}, k.{column} AS k0 FROM {table} k {compiler.dialect.join_in_order} resource r "
         f"ON r.rk = k.rk WHERE {' AND '.join(where)} "
         f"ORDER BY k.{column} {'DESC' if descending else 'ASC'}, r.rk LIMIT ?"
     )

@@ -1,4 +1,4 @@
-"""Running a search on SQLite: the page, its cursors, the total, and _include / _revinclude.
+"""Running a search (SQLite and PostgreSQL): the page, its cursors, the total, and _include / _revinclude.
 
 Rules:
 1. A page is read inside one read transaction (the caller's), so matches, total and includes are
@@ -10,12 +10,12 @@ Rules:
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from careweave.search.plan import QueryPlan
 from careweave.store.base import SearchPage, StoredResource
-from careweave.store.sql.compile import Compiler, PidOf
+from careweave.store.sql.compile import SQLITE, Compiler, Dialect, PidOf
+from careweave.store.sql.components import Sql
 from careweave.store.sql.query import count_statement, search_statement, sorted_scan
 
 __all__ = ["MAX_INCLUDES", "MAX_ROUNDS", "run_search"]
@@ -26,8 +26,8 @@ MAX_INCLUDES = 1000
 Found = tuple[int, StoredResource]  # rk, resource
 
 
-def run_search(conn: sqlite3.Connection, tid: int, pid_of: PidOf, plan: QueryPlan) -> SearchPage:
-    compiler = Compiler(tid, pid_of)
+def run_search(conn: Sql, tid: int, pid_of: PidOf, plan: QueryPlan, dialect: Dialect = SQLITE) -> SearchPage:
+    compiler = Compiler(tid, pid_of, dialect=dialect)
     total: int | None = None
     if plan.total in ("accurate", "estimate") or plan.count == 0:
         sql, params = count_statement(conn, compiler, plan)
@@ -71,7 +71,7 @@ def run_search(conn: sqlite3.Connection, tid: int, pid_of: PidOf, plan: QueryPla
 
 
 def _includes(
-    conn: sqlite3.Connection, tid: int, pid_of: PidOf, plan: QueryPlan, matches: list[Found]
+    conn: Sql, tid: int, pid_of: PidOf, plan: QueryPlan, matches: list[Found]
 ) -> list[StoredResource]:
     seen = {(r.type, r.id) for _, r in matches}
     added: list[StoredResource] = []
@@ -99,13 +99,13 @@ def _includes(
     return added
 
 
-def _fetch(conn: sqlite3.Connection, where: str, params: list[Any]) -> list[Found]:
+def _fetch(conn: Sql, where: str, params: list[Any]) -> list[Found]:
     rows = conn.execute(f"SELECT rk, type, id, version, updated_ms, body FROM resource WHERE {where}", params)
     return [(rk, StoredResource(t, i, v, u, False, b)) for rk, t, i, v, u, b in rows]
 
 
 def _forward(
-    conn: sqlite3.Connection,
+    conn: Sql,
     tid: int,
     pid: int,
     source: str,
@@ -136,9 +136,7 @@ def _forward(
     return out
 
 
-def _reverse(
-    conn: sqlite3.Connection, tid: int, pid: int, target: str | None, frontier: list[Found]
-) -> list[Found]:
+def _reverse(conn: Sql, tid: int, pid: int, target: str | None, frontier: list[Found]) -> list[Found]:
     by_type = _group([(r.type, r.id) for _, r in frontier if target is None or r.type == target])
     out: list[Found] = []
     for type_, ids in by_type.items():
