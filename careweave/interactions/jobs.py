@@ -49,9 +49,18 @@ class JobSignal:
 
 class JobRunner:
     def __init__(
-        self, services: Services, signal: JobSignal, *, poll_seconds: float = 1.0, chunk: int = 200
+        self,
+        services: Services,
+        signal: JobSignal,
+        *,
+        poll_seconds: float = 1.0,
+        chunk: int = 200,
+        lease_seconds: float = 30.0,
     ) -> None:
         self._services = services
+        # a running job whose runner reported no progress for this long is taken over (its process
+        # died); every chunk or page reports progress, renewing the lease
+        self.lease_ms = int(lease_seconds * 1000)
         self._signal = signal
         self._poll = poll_seconds
         self._chunk = chunk
@@ -76,7 +85,7 @@ class JobRunner:
         store = self._services.store
         worked = False
         for tenant in await store.tenants():
-            job = await store.claim_job(tenant, _KINDS)
+            job = await store.claim_job(tenant, _KINDS, self.lease_ms)
             while job is not None:
                 worked = True
                 try:
@@ -87,7 +96,7 @@ class JobRunner:
                 except Exception as exc:
                     log.exception("%s job %d failed", job.kind, job.jid)
                     await store.update_job(tenant, job.jid, state="failed", error=str(exc)[:500])
-                job = await store.claim_job(tenant, _KINDS)
+                job = await store.claim_job(tenant, _KINDS, self.lease_ms)
         return worked
 
     # -- reindex --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from careweave.fhir.model import parse_reference
 from careweave.search.index import IndexRows
 from careweave.search.values import NEG_INF, POS_INF, date_range, normalise, soundex
 
-__all__ = ["EXTRACTORS", "Extractor"]
+__all__ = ["EXTRACTORS", "MAX_INDEX_STRING", "Extractor"]
 
 Extractor = Callable[[IndexRows, str, Any, str, "Context"], None]
 
@@ -42,6 +42,7 @@ _STRINGISH = frozenset(
     {"string", "markdown", "code", "id", "uri", "url", "canonical", "oid", "uuid", "xhtml"}
 )
 _MAX_STRING = 512
+MAX_INDEX_STRING = _MAX_STRING  # index strings are cut to this; search values are cut the same way
 
 
 class Context:

@@ -217,8 +217,10 @@ class Store(Protocol):
 
     async def jobs(self, tenant: Tenant, kind: str | None = None) -> list[Job]: ...
 
-    async def claim_job(self, tenant: Tenant, kinds: Sequence[str]) -> Job | None:
-        """The tenant's oldest queued (or interrupted running) job of these kinds, now running."""
+    async def claim_job(self, tenant: Tenant, kinds: Sequence[str], lease_ms: int = 30_000) -> Job | None:
+        """The tenant's oldest queued job of these kinds, now running; or a running one whose
+        runner has not reported progress for ``lease_ms`` (its process died): progress reports
+        (``update_job``) renew the lease, so two processes never run one job together."""
         ...
 
     async def update_job(self, tenant: Tenant, jid: int, **fields: Any) -> None: ...

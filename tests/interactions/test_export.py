@@ -130,6 +130,9 @@ async def test_an_export_resumes_after_a_restart(system, client, data):
     await system.store.claim_job(tenant, ("export",))
     running = next(j for j in await system.store.jobs(tenant, "export") if j.jid == job)
     assert running.state == "running"
+    await system.jobs.run_once()  # its lease has not run out: another process may be running it
+    assert next(j for j in await system.store.jobs(tenant, "export") if j.jid == job).done == 0
+    system.jobs.lease_ms = 0  # ... and now it has: this process takes the job over
     await system.jobs.run_once()
     manifest = await _complete(client, kickoff)
     assert {o["type"]: o["count"] for o in manifest["output"]} == {"Observation": 9, "Patient": 3}

@@ -148,6 +148,21 @@ async def test_update_replaces_index_rows(store: Store, tenant: Tenant) -> None:
     assert await store.write(tenant, lambda tx: tx.search_ids(new, 10)) == [("Patient", "u")]
 
 
+async def test_a_running_job_is_leased_to_one_runner(store: Store, tenant: Tenant) -> None:
+    jid = await store.write(tenant, lambda tx: tx.add_job("export", {"types": ["Patient"]}))
+    first = await store.claim_job(tenant, ("export",))
+    assert first is not None and first.jid == jid and first.state == "running"
+    # another runner (another process) must not take it while its lease holds ...
+    assert await store.claim_job(tenant, ("export",)) is None
+    await store.update_job(tenant, jid, done=5)  # progress renews the lease
+    assert await store.claim_job(tenant, ("export",), lease_ms=60_000) is None
+    # ... and takes it over, progress kept, once the lease has run out (the first runner died)
+    taken = await store.claim_job(tenant, ("export",), lease_ms=0)
+    assert taken is not None and taken.jid == jid and taken.done == 5
+    await store.update_job(tenant, jid, state="done")
+    assert await store.claim_job(tenant, ("export",), lease_ms=0) is None
+
+
 async def test_database_from_an_older_schema_is_migrated(tmp_path: Path) -> None:
     import sqlite3
 

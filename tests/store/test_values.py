@@ -33,7 +33,8 @@ async def test_very_long_strings_are_stored_and_found(client: httpx.AsyncClient)
         headers=JSON,
     )
     assert r.status_code == 201, r.text
-    for query in (f"family={long[:40]}", f"identifier=urn:x|{long}", f"family:exact={long[:500]}"):
+    for query in (f"family={long[:40]}", f"identifier=urn:x|{long}", f"family:exact={long[:500]}",
+                  f"family:exact={long}", f"family={long[:600]}"):
         found = (await client.get(f"/fhir/Patient?{query}")).json()
         assert [e["resource"]["id"] for e in found["entry"]] == ["long"], query[:60]
     other = (await client.get(f"/fhir/Patient?identifier=urn:x|{noise(9000, 2)}")).json()

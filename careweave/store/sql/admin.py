@@ -90,13 +90,17 @@ def jobs(conn: Sql, tid: int, kind: str | None) -> list[Job]:
     return [_job(r) for r in rows]
 
 
-def claim_job(conn: Sql, tid: int, kinds: Sequence[str], now_ms: int, lock: bool = False) -> Job | None:
-    """``lock``: skip jobs another transaction is claiming right now (PostgreSQL)."""
+def claim_job(
+    conn: Sql, tid: int, kinds: Sequence[str], now_ms: int, lease_ms: int, lock: bool = False
+) -> Job | None:
+    """A queued job, or a running one whose lease ran out (no progress for ``lease_ms``).
+    ``lock``: skip jobs another transaction is claiming right now (PostgreSQL)."""
     marks = ", ".join("?" for _ in kinds)
     row = conn.execute(
-        f"SELECT {_JOB_COLUMNS} FROM job WHERE tid = ? AND state IN ('queued', 'running') "
+        f"SELECT {_JOB_COLUMNS} FROM job WHERE tid = ? AND (state = 'queued' OR "
+        f"(state = 'running' AND updated_ms <= ?)) "
         f"AND kind IN ({marks}) ORDER BY jid LIMIT 1{' FOR UPDATE SKIP LOCKED' if lock else ''}",
-        (tid, *kinds),
+        (tid, now_ms - lease_ms, *kinds),
     ).fetchone()
     if row is None:
         return None

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from careweave.search.extract import MAX_INDEX_STRING
 from careweave.search.plan import (
     And,
     Chain,
@@ -247,6 +248,7 @@ class Compiler:
 
     def _string(self, pred: StringMatch, pid: int) -> Atom:
         a = self.alias("s")
+        pred = replace(pred, value=pred.value[:MAX_INDEX_STRING])  # as the index rows were cut
         if pred.mode == "exact":
             return Atom("ix_string", a, [f"{a}.pid = ?", f"{a}.exact = ?"], [pid, pred.value])
         if pred.mode == "phonetic":

@@ -143,6 +143,7 @@ class PgTransaction(Transaction):
         self._index: dict[str, list[tuple[Any, ...]]] = {}
         self._texts: list[tuple[int, str, str]] = []
         self._buffered: set[int] = set()  # rks with buffered index rows
+        self.written: dict[str, int] = {}  # rows written per table (the store keeps statistics fresh)
         self._new_pids: dict[str, int] = {}  # parameter ids this transaction has looked up
 
     def current(self, type: str, id: str) -> StoredResource | None:
@@ -229,6 +230,7 @@ class PgTransaction(Transaction):
             self.sql.copy(table, columns, rows)
         else:
             self.sql.executemany(insert, rows)
+        self.written[table] = self.written.get(table, 0) + len(rows)
 
     def finish(self) -> None:
         """The end of the transaction: buffered rows, then the change log (module rule 3)."""

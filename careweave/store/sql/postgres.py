@@ -27,6 +27,10 @@ Rules:
    writing row by row, ~1,300-1,600/s buffered with executemany, ~1,900/s with COPY.
 6. Every statement on a tenant table carries ``tid = ?`` (the shared statement modules and the SQL
    here), as on SQLite.
+7. The search planner needs fresh statistics: a bulk load outruns autovacuum (and some servers run
+   without it; measured on 15,600 loaded resources: 583 ms per search before ANALYZE, 2.2 ms
+   after), so each process runs ANALYZE on a table once it has written :data:`ANALYZE_AFTER` rows
+   to it, in the background.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ T = TypeVar("T")
 After = list[Callable[[], None]]  # callbacks run once the transaction has committed
 
 RETRIES = 8
+ANALYZE_AFTER = 20_000  # rows a table gains before this process refreshes its statistics
 
 _READ = "SELECT version, updated_ms, deleted, body FROM resource WHERE tid = ? AND type = ? AND id = ?"
 _VREAD = (
@@ -121,6 +126,8 @@ class PostgresStore:
         self._clock = clock
         self._last_ms = 0
         self._clock_lock = threading.Lock()
+        self._since_analyze: dict[str, int] = {}
+        self._closing = False
         self._trace = trace
         self._params = Params()
         self._tenants: dict[str, tuple[tuple[int, int], bytes, Tenant]] = {}
@@ -211,7 +218,31 @@ class PostgresStore:
             return now
 
     def _tx(self, sql: PgSql, tenant: Tenant, after: After) -> PgTransaction:
-        return PgTransaction(sql, tenant, self._now(), self._params, after)
+        tx = PgTransaction(sql, tenant, self._now(), self._params, after)
+        after.append(lambda: self._note_written(tx.written))
+        return tx
+
+    def _note_written(self, written: Mapping[str, int]) -> None:
+        """Count committed rows per table; once a table has :data:`ANALYZE_AFTER` new rows,
+        refresh its planner statistics in the background (rule 7)."""
+        with self._clock_lock:
+            due = []
+            for table, rows in written.items():
+                self._since_analyze[table] = self._since_analyze.get(table, 0) + rows
+                if self._since_analyze[table] >= ANALYZE_AFTER:
+                    self._since_analyze[table] = 0
+                    due.append(table)
+        if due and not self._closing:
+            with contextlib.suppress(RuntimeError):  # closing meanwhile: no statistics needed
+                self._writers.submit(self._analyze, due)
+
+    def _analyze(self, tables: Sequence[str]) -> None:
+        try:
+            with self._pool.connection() as conn:
+                for table in tables:
+                    conn.execute(f"ANALYZE {table}")  # names from the schema, never from input
+        except psycopg.Error as exc:
+            log.warning("ANALYZE failed: %s", type(exc).__name__)
 
     # -- reads ------------------------------------------------------------------------------------
     async def read(self, tenant: Tenant, type: str, id: str) -> StoredResource | None:
@@ -374,9 +405,9 @@ class PostgresStore:
     async def jobs(self, tenant: Tenant, kind: str | None = None) -> list[Job]:
         return await self._read(lambda sql: admin.jobs(sql, tenant.key, kind))
 
-    async def claim_job(self, tenant: Tenant, kinds: Sequence[str]) -> Job | None:
+    async def claim_job(self, tenant: Tenant, kinds: Sequence[str], lease_ms: int = 30_000) -> Job | None:
         return await self._write(
-            lambda sql, after: admin.claim_job(sql, tenant.key, kinds, self._clock(), lock=True)
+            lambda sql, after: admin.claim_job(sql, tenant.key, kinds, self._clock(), lease_ms, lock=True)
         )
 
     async def update_job(self, tenant: Tenant, jid: int, **fields: Any) -> None:
@@ -408,6 +439,7 @@ class PostgresStore:
         await self._write(lambda sql, after: admin.mark_params_ready(sql, tenant.key, keys))
 
     async def close(self) -> None:
+        self._closing = True
         self._readers.shutdown(wait=True)
         self._writers.shutdown(wait=True)
         self._pool.close()

@@ -112,10 +112,14 @@ def _likely_selective(part: Predicate) -> int:
 
 
 def _choose_driver(
-    conn: Sql, compiler: Compiler, parts: list[Predicate]
+    conn: Sql, compiler: Compiler, parts: list[Predicate], counting: bool = False
 ) -> tuple[int | None, list[Atom | None] | None]:
     """The index of the part that should drive, by capped counts. Each probe counts at most as
-    far as the best so far: a later condition only matters if it is smaller still."""
+    far as the best so far: a later condition only matters if it is smaller still.
+
+    For a page, a condition matching more than PROBE_CAP rows does not drive: walking the type's
+    rows in order finds a page of matches sooner. A count must visit every match, so there the
+    smallest index always drives (never more rows than a scan of the whole type)."""
     best: tuple[int, int] | None = None
     order = sorted(range(len(parts)), key=lambda i: _likely_selective(parts[i]))
     for i in order:
@@ -128,7 +132,7 @@ def _choose_driver(
         size = _probe(conn, compiler, atoms, cap)
         if best is None or size < best[0]:
             best = (size, i)
-    if best is None or best[0] >= PROBE_CAP:
+    if best is None or (best[0] >= PROBE_CAP and not counting):
         return None, None
     return best[1], _atoms(compiler, parts[best[1]])  # fresh aliases for the real statement
 
@@ -173,13 +177,15 @@ def _keyset(sort: tuple[SortKey, ...], cursor: tuple[Any, ...], backwards: bool,
     return "(" + " OR ".join(alternatives) + ")"
 
 
-def _base_where(conn: Sql, compiler: Compiler, plan: QueryPlan, params: list[Any]) -> tuple[list[str], str]:
+def _base_where(
+    conn: Sql, compiler: Compiler, plan: QueryPlan, params: list[Any], counting: bool = False
+) -> tuple[list[str], str]:
     where = [compiler.tenant("r", params), "r.deleted = 0"]
     if plan.types:
         where.append(f"r.type IN ({', '.join('?' for _ in plan.types)})")
         params.extend(plan.types)
     parts = _parts(plan.where)
-    index, atoms = _choose_driver(conn, compiler, parts)
+    index, atoms = _choose_driver(conn, compiler, parts, counting)
     driver = "scan"
     if index is not None and atoms is not None:
         where.append(f"r.rk IN ({_set_sql(compiler, atoms, params)})")
@@ -219,7 +225,7 @@ def search_statement(conn: Sql, compiler: Compiler, plan: QueryPlan) -> SearchSt
 
 def count_statement(conn: Sql, compiler: Compiler, plan: QueryPlan) -> tuple[str, list[Any]]:
     params: list[Any] = []
-    where, _ = _base_where(conn, compiler, plan, params)
+    where, _ = _base_where(conn, compiler, plan, params, counting=True)
     return f"SELECT count(*) FROM resource r WHERE {' AND '.join(where)}", params
 
 

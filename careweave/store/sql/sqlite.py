@@ -584,9 +584,9 @@ class SqliteStore:
     async def jobs(self, tenant: Tenant, kind: str | None = None) -> list[Job]:
         return admin.jobs(self._reader(), tenant.key, kind)
 
-    async def claim_job(self, tenant: Tenant, kinds: Sequence[str]) -> Job | None:
+    async def claim_job(self, tenant: Tenant, kinds: Sequence[str], lease_ms: int = 30_000) -> Job | None:
         result: Job | None = await self._writer.submit_async(
-            lambda conn, after: admin.claim_job(conn, tenant.key, kinds, self._clock())
+            lambda conn, after: admin.claim_job(conn, tenant.key, kinds, self._clock(), lease_ms)
         )
         return result
 
@@ -630,17 +630,19 @@ class SqliteStore:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Apply the numbered migrations this database has not seen, each in its own transaction."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    """Apply the numbered migrations this database has not seen, each in its own transaction.
+
+    Several processes may start on one new file at once: each migration re-reads the applied
+    version after taking the write lock (BEGIN IMMEDIATE), so a migration another process applied
+    meanwhile is skipped, never run twice."""
     for number, script in enumerate(MIGRATIONS, start=1):
-        if number <= current:
+        if number <= conn.execute("PRAGMA user_version").fetchone()[0]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";\n"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
+            if number > conn.execute("PRAGMA user_version").fetchone()[0]:
+                _run_script(conn, script)
+                conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -649,23 +651,30 @@ def _migrate(conn: sqlite3.Connection) -> None:
         "CREATE TABLE IF NOT EXISTS component_version (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
     )
     for component in COMPONENTS:
-        row = conn.execute("SELECT version FROM component_version WHERE name = ?", (component.name,))
-        found = row.fetchone()
-        done = found[0] if found else 0
         for number, script in enumerate(component.migrations, start=1):
-            if number <= done:
+            if number <= _component_version(conn, component.name):
                 continue
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in script.split(";\n"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO component_version (name, version) VALUES (?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
-                    (component.name, number),
-                )
+                if number > _component_version(conn, component.name):
+                    _run_script(conn, script)
+                    conn.execute(
+                        "INSERT INTO component_version (name, version) VALUES (?, ?) "
+                        "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                        (component.name, number),
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+
+def _component_version(conn: sqlite3.Connection, name: str) -> int:
+    found = conn.execute("SELECT version FROM component_version WHERE name = ?", (name,)).fetchone()
+    return int(found[0]) if found else 0
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
