@@ -16,6 +16,10 @@ Run as ``python bench/events_bench.py [--seconds 3]``. Prints one table:
   p50 / p99 of receive time minus the event's commit timestamp;
 * ``notifications/s``: ten more subscriptions matching every write, a burst of writes, and the rate
   at which the receiver gets the notifications.
+* ``commit->websocket``: a ``careweave serve`` with its in-process worker off and one
+  ``careweave worker`` process dispatching; one websocket client bound to the server; an open-loop
+  load of 100 writes/s: p50 / p99 of receive time minus the event's timestamp (both processes find
+  the other's work by polling, ``CAREWEAVE_EVENTS_POLL_MS`` = 100 here).
 """
 
 from __future__ import annotations
@@ -487,17 +491,105 @@ def _drain_rows(tmp: str, hook: str, rport: int) -> list[tuple[str, float, str]]
     return rows
 
 
+def websocket_rows(seconds: float) -> list[tuple[str, float, str]]:
+    import tempfile
+
+    import websockets
+
+    sport = free_port()
+    with tempfile.TemporaryDirectory(prefix="cw-events-ws-") as tmp:
+        env = {
+            "CAREWEAVE_EVENTS_WORKER": "false",
+            "CAREWEAVE_LOG_LEVEL": "warning",
+            "CAREWEAVE_EVENTS_TOPICS": _topics_file(tmp),
+            "CAREWEAVE_EVENTS_POLL_MS": "100",
+        }
+        data = Path(tmp, "data")
+        server = _start(
+            [sys.executable, "-m", "careweave.cli", "serve", "--data", str(data), "--port", str(sport)],
+            env,
+            Path(tmp, "server.log"),
+        )
+        base = f"http://127.0.0.1:{sport}"
+        code = "from careweave.cli import main; main()"
+        worker = None
+        try:
+            _wait_http(base + "/health")  # migrated before the worker opens the database
+            worker = _start(
+                [sys.executable, "-c", code, "worker", "--data", str(data)],
+                {**env, "CAREWEAVE_BASE_URL": base},
+                Path(tmp, "worker.log"),
+            )
+            sub = _subscription("http://unused.invalid/", None)
+            sub["channel"] = {**sub["channel"], "type": "websocket"}
+            del sub["channel"]["endpoint"]
+            sid = httpx.post(base + "/fhir/Subscription", json=sub, timeout=30).json()["id"]
+            grant = httpx.post(f"{base}/fhir/Subscription/{sid}/$get-ws-binding-token", timeout=30).json()
+            params = {p["name"]: p for p in grant["parameter"]}
+            url = params["websocket-url"]["valueUrl"].replace("http://", "ws://")
+            latencies: list[float] = []
+
+            async def run() -> int:
+                async with websockets.connect(url) as ws:
+                    await ws.send(f"bind-with-token {params['token']['valueString']}")
+                    await ws.recv()  # the handshake
+
+                    async def listen() -> None:
+                        async for text in ws:
+                            bundle = orjson.loads(text)
+                            status = bundle["entry"][0]["resource"]["parameter"]
+                            for p in status:
+                                if p["name"] == "notification-event":
+                                    stamp = next(x for x in p["part"] if x["name"] == "timestamp")
+                                    at = _instant_s(stamp["valueInstant"])
+                                    latencies.append((time.time() - at) * 1000)
+
+                    listener = asyncio.create_task(listen())
+                    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                        sent = await _steady(client, 100, seconds, ["ws"])
+                    deadline = time.monotonic() + 30
+                    while len(latencies) < sent and time.monotonic() < deadline:
+                        await asyncio.sleep(0.1)
+                    listener.cancel()
+                    return sent
+
+            sent = asyncio.run(run())
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(10)
+            server.terminate()
+            server.wait(10)
+    lat = sorted(latencies)
+    if not lat:
+        return [("commit->websocket (worker process)", 0.0, f"ms (0/{sent} delivered)")]
+    p50, p99 = lat[len(lat) // 2], lat[max(0, int(len(lat) * 0.99) - 1)]
+    return [
+        ("commit->websocket p50 (100 writes/s, worker process)", p50, f"ms ({len(lat)}/{sent} delivered)"),
+        ("commit->websocket p99 (100 writes/s, worker process)", p99, "ms (two polls of 100 ms on the way)"),
+    ]
+
+
+def _instant_s(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--only-e2e", action="store_true", help="Only the end-to-end (server) rows.")
+    parser.add_argument("--only-ws", action="store_true", help="Only the websocket row.")
     args = parser.parse_args()
     rows = []
-    if not args.only_e2e:
+    if not args.only_e2e and not args.only_ws:
         rows = pure_rows(args.seconds)
         rows += asyncio.run(resthook_rows(args.seconds))
         rows += asyncio.run(jetstream_rows(args.seconds))
-    rows += e2e_rows(max(args.seconds, 5.0))
+    if not args.only_ws:
+        rows += e2e_rows(max(args.seconds, 5.0))
+    rows += websocket_rows(max(args.seconds, 5.0))
     table = Table(title=f"careweave events ({os.cpu_count()} cores, Python {platform.python_version()})")
     table.add_column("scenario")
     table.add_column("rate", justify="right")

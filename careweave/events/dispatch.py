@@ -23,6 +23,19 @@ Rules (a transactional outbox; the history table is the outbox):
 5. SubscriptionTopics are the tenant's Basic-wrapped topics plus the built-in ones (configured, and
    the MPI's, fed by :mod:`.mpi_feed`); a topic change reloads the tenant's topics and recompiles
    its subscriptions.
+6. An event of a topic whose ``notificationShape`` for the focus type names ``include`` /
+   ``revInclude`` values gets its additional context when it is queued: the resources a search
+   ``Type?_id=<focus>&_include=..&_revinclude=..`` includes at that moment (at most
+   :data:`MAX_CONTEXT`, current versions, pinned by version so that every retry and ``$events``
+   renders the same notification). Subscriptions with ``empty`` payloads and deletions get none.
+7. The source of an event (``X-Careweave-Source``): the Provenance written in the same commit
+   that targets the changed resource (the HL7 v2 gateway writes one per message, its ``source``
+   entity naming the message by control id: ``<system>|<MSH-10>``), else the resource's
+   ``meta.source``. A commit is recognised by tenant and ``updated_ms`` (one per transaction);
+   a full batch leaves out its last commit's changes, read whole with the next batch (unless
+   that commit alone fills the batch).
+8. Only this is assumed of ``Store.changes``: committed rows, in ascending ``seq`` order (nothing
+   about gaps or counts).
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ from typing import Any
 
 import orjson
 
+from careweave.errors import CareweaveError
 from careweave.events.criteria import criteria_plan
 from careweave.events.mpi_feed import MPI_TOPIC
 from careweave.events.mpi_feed import compiled_topic as mpi_topic
@@ -54,13 +68,13 @@ from careweave.events.trigger import (
 from careweave.fhir.fhirpath import FhirPathEngine
 from careweave.search.index import IndexRows
 from careweave.search.indexer import Indexer
-from careweave.search.params import SearchContext
+from careweave.search.params import SearchContext, parse_search
 from careweave.search.plan import QueryPlan
 from careweave.store.base import Change, Store, Tenant
 from careweave.store.sql import events as events_sql
 from careweave.store.sql.components import Sql
 
-__all__ = ["CHANNEL_KINDS", "Dispatcher", "TenantTools", "channel_kind"]
+__all__ = ["CHANNEL_KINDS", "MAX_CONTEXT", "Dispatcher", "TenantTools", "channel_kind", "tenant_topics"]
 
 log = logging.getLogger("careweave.events")
 
@@ -68,6 +82,7 @@ CHANNEL_KINDS = frozenset({"rest-hook", "websocket", "nats", "mailbox"})
 _LAG_CHANGES = 5000  # the stored cursor may lag this many action-free changes ...
 _LAG_MS = 10_000  # ... or this long (a restart re-reads them, finding nothing to queue again)
 _HANDSHAKE = frozenset({"rest-hook", "nats"})
+MAX_CONTEXT = 50  # additional-context resources per event (rule 6)
 
 
 def channel_kind(spec: SubscriptionSpec) -> str | None:
@@ -134,6 +149,7 @@ class _EventAction:
     change: Change
     interaction: str
     source: str | None
+    context: str | None = None
 
 
 _Action = _SubAction | _DropAction | _EventAction
@@ -164,6 +180,7 @@ class Dispatcher:
         self._cursor: int | None = None  # how far this dispatcher has read
         self._stored = 0  # the cursor as stored (it lags only over changes that queued nothing)
         self._stored_ms = 0
+        self._sources: dict[tuple[int, str, str, int], str] = {}  # rule 7, for the current batch
 
     async def topic_subscribers(self, tid: int, url: str) -> list[str]:
         """The ids of a tenant's servable subscriptions on topic ``url`` (not ``off``)."""
@@ -190,6 +207,9 @@ class Dispatcher:
         changes: list[Change] = await self._store.changes(start, self._batch)
         if not changes:
             return -1
+        if len(changes) >= self._batch:
+            changes = _whole_commits(changes)
+        self._sources = provenance_sources(changes)
         actions: list[_Action] = []
         status_requests: list[StatusRequest] = []
         try:
@@ -301,8 +321,10 @@ class Dispatcher:
             if current is not None
             else None,
         )
-        source = _source(current or previous or {})
+        key = (change.tenant, change.type, change.id, change.updated_ms)
+        source = self._sources.get(key) or _source(current or previous or {})
         out: list[_Action] = []
+        contexts: dict[tuple[tuple[str, str], ...], str | None] = {}
         for entry in entries:
             if entry.status == "off" or entry.compiled is None or _ended(entry.spec, change.updated_ms):
                 continue
@@ -314,8 +336,30 @@ class Dispatcher:
                 )
                 continue
             if notify:
-                out.append(_EventAction(change.tenant, entry.sid, change, interaction, source))
+                wanted = _shape_items(entry, change.type) if current is not None else ()
+                if wanted and wanted not in contexts:
+                    contexts[wanted] = await self._context(tenant, tools.ctx, change, wanted)
+                context = contexts.get(wanted) if wanted else None
+                out.append(_EventAction(change.tenant, entry.sid, change, interaction, source, context))
         return out
+
+    async def _context(
+        self, tenant: Tenant, ctx: SearchContext, change: Change, wanted: tuple[tuple[str, str], ...]
+    ) -> str | None:
+        """Rule 6: the additional context of an event, as stored references (None: none)."""
+        try:
+            items = (("_id", change.id), *wanted)
+            plan = parse_search((change.type,), items, ctx, count=1, max_count=1, strict=True).plan
+        except CareweaveError as exc:
+            log.warning("notificationShape of %s cannot be used: %s", change.type, exc.diagnostics)
+            return None
+        try:
+            page = await self._store.search(tenant, plan)
+        except CareweaveError as exc:  # e.g. too many includes: the event goes without context
+            log.warning("additional context of %s not found: %s", change.type, exc.diagnostics)
+            return None
+        refs = [f"{s.type}/{s.id}/{s.version}" for s in page.includes if not s.deleted]
+        return " ".join(refs[:MAX_CONTEXT]) or None
 
     async def _notifies(
         self, tenant: Tenant, change: Change, event: ChangeEvent, compiled: CompiledSubscription
@@ -379,27 +423,48 @@ class Dispatcher:
     async def _load_topics(self, view: _View) -> None:
         tools = await self._tools_of(view.tenant)
         self._ctx_cache[view.tenant.key] = tools.ctx
-        topics: dict[str, CompiledTopic] = {MPI_TOPIC: mpi_topic()}
-        for topic in self._builtin:
-            compiled, _ = compile_topic(topic, tools.ctx, self._engine)
-            if compiled is not None:
-                topics[topic.url] = compiled
-        plan = criteria_plan(f"Basic?code={FHIR_TYPES}|SubscriptionTopic", tools.ctx).plan
-        after = None
-        while True:
-            page = await self._store.search(view.tenant, replace(plan, count=500, after=after))
-            for stored in page.matches:
-                if stored.body is None:
-                    continue
-                found, _ = read_topic(orjson.loads(stored.body))
-                if found is not None and found.status != "retired":
-                    compiled, _ = compile_topic(found, tools.ctx, self._engine)
-                    if compiled is not None:
-                        topics[found.url] = compiled
-            if page.next_after is None:
-                break
-            after = page.next_after
-        view.topics = topics
+        view.topics = await tenant_topics(self._store, view.tenant, tools.ctx, self._engine, self._builtin)
+
+
+async def tenant_topics(
+    store: Store, tenant: Tenant, ctx: SearchContext, engine: FhirPathEngine, builtin: Sequence[Topic]
+) -> dict[str, CompiledTopic]:
+    """Rule 5: the topics a tenant's subscriptions may name, by canonical URL, compiled with the
+    tenant's search context (its custom parameters included)."""
+    topics: dict[str, CompiledTopic] = {MPI_TOPIC: mpi_topic()}
+    for topic in builtin:
+        compiled, _ = compile_topic(topic, ctx, engine)
+        if compiled is not None:
+            topics[topic.url] = compiled
+    plan = criteria_plan(f"Basic?code={FHIR_TYPES}|SubscriptionTopic", ctx).plan
+    after = None
+    while True:
+        page = await store.search(tenant, replace(plan, count=500, after=after))
+        for stored in page.matches:
+            if stored.body is None:
+                continue
+            found, _ = read_topic(orjson.loads(stored.body))
+            if found is not None and found.status != "retired":
+                compiled, _ = compile_topic(found, ctx, engine)
+                if compiled is not None:
+                    topics[found.url] = compiled
+        if page.next_after is None:
+            return topics
+        after = page.next_after
+
+
+def _shape_items(entry: _Entry, type_: str) -> tuple[tuple[str, str], ...]:
+    """The ``_include`` / ``_revinclude`` items of the entry's topic shape for ``type_`` (rule 6)."""
+    compiled = entry.compiled
+    topic = compiled.topic.topic if compiled is not None else None
+    if topic is None or entry.spec is None or entry.spec.channel.content == "empty":
+        return ()
+    items: list[tuple[str, str]] = []
+    for shape in topic.shapes:
+        if shape.resource == type_:
+            items.extend(("_include", value) for value in shape.includes)
+            items.extend(("_revinclude", value) for value in shape.rev_includes)
+    return tuple(items)
 
 
 def _tests_previous(entry: _Entry, type_: str) -> bool:
@@ -433,6 +498,57 @@ def _ended(spec: SubscriptionSpec | None, at_ms: int) -> bool:
     if end.tzinfo is None:
         return False
     return int(end.timestamp() * 1000) <= at_ms
+
+
+def _whole_commits(changes: list[Change]) -> list[Change]:
+    """Rule 7: a full batch without its last commit's changes (unless that is all of it)."""
+    last = changes[-1]
+    keep = len(changes)
+    while keep > 0 and (changes[keep - 1].tenant, changes[keep - 1].updated_ms) == (
+        last.tenant,
+        last.updated_ms,
+    ):
+        keep -= 1
+    return changes[:keep] if keep else changes
+
+
+def provenance_sources(changes: Sequence[Change]) -> dict[tuple[int, str, str, int], str]:
+    """Rule 7: (tenant, type, id, updated_ms) -> the source named by a Provenance of that commit
+    targeting that resource (the Provenance itself included)."""
+    out: dict[tuple[int, str, str, int], str] = {}
+    for change in changes:
+        if change.type != "Provenance" or change.body is None:
+            continue
+        body = orjson.loads(change.body)
+        source = provenance_source(body)
+        if source is None:
+            continue
+        out[(change.tenant, "Provenance", change.id, change.updated_ms)] = source
+        targets = body.get("target")
+        for target in targets if isinstance(targets, list) else ():
+            ref = target.get("reference") if isinstance(target, dict) else None
+            parts = ref.split("/") if isinstance(ref, str) else []
+            if len(parts) in (2, 4) and parts[0][:1].isupper():  # Type/id[/_history/v]
+                out.setdefault((change.tenant, parts[0], parts[1], change.updated_ms), source)
+    return out
+
+
+def provenance_source(provenance: dict[str, Any]) -> str | None:
+    """What a Provenance's ``source`` entity names: ``system|value`` of its identifier, else its
+    reference, else its display."""
+    entities = provenance.get("entity")
+    for entity in entities if isinstance(entities, list) else ():
+        what = entity.get("what") if isinstance(entity, dict) else None
+        if entity.get("role") != "source" or not isinstance(what, dict):
+            continue
+        identifier = what.get("identifier")
+        if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+            system = identifier.get("system")
+            return f"{system}|{identifier['value']}" if isinstance(system, str) else identifier["value"]
+        for key in ("reference", "display"):
+            if isinstance(what.get(key), str):
+                return str(what[key])
+    return None
 
 
 def _source(resource: dict[str, Any]) -> str | None:
@@ -499,5 +615,6 @@ def _apply(sql: Sql, start: int, end: int, actions: Sequence[_Action], now_ms: i
                 source=action.source,
                 now_ms=now_ms,
                 dead=found.status == "error",
+                context=action.context,
             )
     events_sql.advance_cursor(sql, start, end)

@@ -1,4 +1,5 @@
-"""A built-in topic fed by the master patient index: "a patient you hold changed elsewhere".
+"""A built-in topic fed by the master patient index: "a patient you hold changed elsewhere", or
+was linked, unlinked, merged or unmerged in the index.
 
 Topic: :data:`MPI_TOPIC` (``https://careweave.org/fhir/SubscriptionTopic/mpi-demographics-changed``),
 offered to every tenant. The MPI writes a row into its outbox (``mpi_outbox``, see
@@ -10,7 +11,10 @@ Rules (notify, then fetch: no patient data travels in the event):
 1. The focus is the subscriber's **own** Patient linked to that Person (one event per such record;
    none when it holds none any more). The focus entry is a reference (``GET Patient/<id>``): the
    subscriber's record did not change; it is told to look again. ``X-Careweave-Source`` names the
-   organisation and record that changed (``<tenant>|Patient/<id>``), never their content.
+   organisation and record that changed (``<tenant>|Patient/<id>``), never their content. For the
+   identity events (``linked``, ``unlinked``, ``merged``, ``unmerged``, docs/mpi.md "Events") it is
+   ``<kind> <tenant>|Patient/<id>``, or ``<kind> _mpi|Person/<id>`` naming the other Person of a
+   merge.
 2. Delivery is the same outbox discipline as the change log: the feed's own cursor
    (``ev_cursor`` ``mpi-outbox``) moves in the transaction that numbers and queues the events
    (compare-and-set), so a crash replays and never skips.
@@ -85,11 +89,13 @@ class MpiFeed:
         found: list[_Event] = []
         for row in rows:
             sids = await self._subscribers(row.tid)
-            if not sids or row.kind != "demographics-changed":
+            if not sids:
                 continue
             person = row.person
             own = await self._store.sql_read(functools.partial(mpi_sql.members, person=person))
             source = f"{await self._name(row.source_tid)}|{row.source_ref}"
+            if row.kind != "demographics-changed":
+                source = f"{row.kind} {source}"
             for record in own:
                 if record.tid != row.tid:
                     continue

@@ -12,16 +12,27 @@ Rules:
 4. Classic R4 subscriptions on rest-hook follow R4 itself (:func:`classic_request`); on the other
    channels (websocket, mailbox, NATS), which R4 does not define that way, they get the backport's
    notification Bundles like topic-based ones.
+5. Additional context (the topic's notificationShape, found when the event was queued: dispatch.py
+   rule 6) is given as ``additional-context`` references and entries (``GET Type/id``), with the
+   resources, at the versions found then, for ``full-resource`` payloads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
 from careweave.events.mpi_feed import MPI_TOPIC, reference_focus
-from careweave.events.notification import EventInfo, ResourceRef, StatusInfo, notification_bundle, render_json
+from careweave.events.notification import (
+    ContextItem,
+    EventInfo,
+    ResourceRef,
+    StatusInfo,
+    notification_bundle,
+    render_json,
+)
 from careweave.events.subscription import SubscriptionSpec
 from careweave.store.base import Store, Tenant
 from careweave.store.sql.events import DeliveryRow, EventRow
@@ -43,12 +54,34 @@ async def event_infos(
     for row in rows:
         resource = None
         if content == "full-resource" and row.interaction != "delete":
-            stored = await store.vread(tenant, row.type, row.id, row.version)
-            if stored is not None and stored.body is not None:
-                resource = orjson.loads(stored.body)
+            resource = await _version(store, tenant, row.type, row.id, row.version)
         ref = ResourceRef(row.type, row.id, row.version)
-        out.append(EventInfo(row.number, row.ts_ms, ref, row.interaction, resource))
+        context = await _context(store, tenant, row.context, content)
+        out.append(EventInfo(row.number, row.ts_ms, ref, row.interaction, resource, context))
     return out
+
+
+async def _version(store: Store, tenant: Tenant, type_: str, id_: str, version: int) -> dict[str, Any] | None:
+    stored = await store.vread(tenant, type_, id_, version)
+    if stored is None or stored.body is None:
+        return None
+    found: dict[str, Any] = orjson.loads(stored.body)
+    return found
+
+
+async def _context(store: Store, tenant: Tenant, stored: str | None, content: str) -> tuple[ContextItem, ...]:
+    """Rule 5: the event's additional context (``empty`` payloads carry none)."""
+    if not stored or content == "empty":
+        return ()
+    items = []
+    for text in stored.split():
+        type_, id_, version = text.split("/")
+        ref = ResourceRef(type_, id_, int(version))
+        resource = (
+            await _version(store, tenant, type_, id_, int(version)) if content == "full-resource" else None
+        )
+        items.append(ContextItem(ref, resource))
+    return tuple(items)
 
 
 async def render_delivery(

@@ -15,12 +15,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from careweave.errors import Issue
+from careweave.events.admission import check_servable
 from careweave.events.channels.base import Channel
 from careweave.events.channels.hookclient import FastRestHookChannel, HookClient
-from careweave.events.dispatch import Dispatcher, StatusRequest, TenantTools
+from careweave.events.dispatch import Dispatcher, StatusRequest, TenantTools, tenant_topics
 from careweave.events.mpi_feed import MPI_TOPIC, MpiFeed
 from careweave.events.retry import RetryPolicy
 from careweave.events.status import write_status
@@ -35,6 +37,7 @@ from careweave.store.sql.components import Sql
 __all__ = ["EventConfig", "EventService"]
 
 log = logging.getLogger("careweave.events")
+_WS_POLL_MS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class EventService:
         self._tools_of = tools_of
         self._config = config
         self._clock = clock
+        self._engine = engine
         self._extra = dict(extra_channels or {})
         self._wake = asyncio.Event()
         self.dispatcher = Dispatcher(
@@ -86,6 +90,14 @@ class EventService:
 
     async def _mpi_subscribers(self, tid: int) -> list[str]:
         return await self.dispatcher.topic_subscribers(tid, MPI_TOPIC)
+
+    async def admit(self, resource: dict[str, Any], tenant: Tenant) -> list[Issue]:
+        """A Subscription about to be written: the issues that stop this tenant's subscription from
+        being served (its criteria with the tenant's parameters; its topic among the tenant's)."""
+        tools = await self._tools_of(tenant)
+        builtin = self._config.builtin_topics
+        topics = await tenant_topics(self._store, tenant, tools.ctx, self._engine, builtin)
+        return check_servable(resource, tools.ctx, topics)
 
     def wake(self) -> None:
         """A commit happened in this process: dispatch now rather than at the next poll."""
@@ -112,15 +124,11 @@ class EventService:
                 channels["websocket"] = self.hub
             if self._config.nats_url:
                 channels["nats"] = await stack.enter_async_context(_nats(self._config.nats_url))
-            config = WorkerConfig(
-                base_url=self._config.base_url,
-                policy=self._config.policy,
-                lease_ms=self._config.lease_ms,
-                concurrency=self._config.concurrency,
-                poll_ms=self._config.poll_ms,
-                signing_secret=self._config.signing_secret,
+            config = self._worker_config()
+            bound = self.hub.bound_pairs if websocket else None
+            worker = DeliveryWorker(
+                self._store, channels, self._index_of, config, clock=self._clock, bound=bound
             )
-            worker = DeliveryWorker(self._store, channels, self._index_of, config, clock=self._clock)
             self.worker = worker
             tasks = [
                 asyncio.create_task(self._dispatch_loop(stop, worker), name="careweave-dispatch"),
@@ -131,6 +139,33 @@ class EventService:
             finally:
                 for task in tasks:
                     task.cancel()
+
+    async def run_websocket(self, stop: asyncio.Event) -> None:
+        """Deliver on this process's websocket clients only, until ``stop`` is set: for a
+        ``careweave serve`` whose dispatching and other channels run in ``careweave worker``
+        processes (worker.py rule 5). New events are found by polling (every ``poll_ms``, at most
+        100 ms: one small query, made only while a client is bound here)."""
+        config = self._worker_config()
+        worker = DeliveryWorker(
+            self._store,
+            {"websocket": self.hub},
+            self._index_of,
+            replace(config, poll_ms=min(config.poll_ms, _WS_POLL_MS)),
+            clock=self._clock,
+            bound=self.hub.bound_pairs,
+        )
+        self.worker = worker
+        await worker.run(stop)
+
+    def _worker_config(self) -> WorkerConfig:
+        return WorkerConfig(
+            base_url=self._config.base_url,
+            policy=self._config.policy,
+            lease_ms=self._config.lease_ms,
+            concurrency=self._config.concurrency,
+            poll_ms=self._config.poll_ms,
+            signing_secret=self._config.signing_secret,
+        )
 
     async def _dispatch_loop(self, stop: asyncio.Event, worker: DeliveryWorker) -> None:
         while not stop.is_set():

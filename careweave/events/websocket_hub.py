@@ -10,8 +10,10 @@ Rules:
    delivered when at least one bound connection of that subscription took it; with none bound
    it is a retryable failure (the queue keeps it, in order). Binding makes the subscription's
    waiting notifications due at once.
-3. Only the process holding the sockets can deliver on them: the websocket channel needs the
-   in-process worker of ``careweave serve``.
+3. Only the process holding the sockets can deliver on them: each ``careweave serve`` process runs
+   a delivery worker for its websocket clients (the whole in-process worker, or one for the
+   websocket channel alone when delivery runs in ``careweave worker`` processes), which leases
+   only the subscriptions bound here (:meth:`WebsocketHub.bound_pairs`; worker.py rule 5).
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ class WebsocketHub:
         self._on_bind = on_bind
         self._clock = clock
         self._bound: dict[tuple[str, str], set[asyncio.Queue[str | None]]] = {}
+        self._tids: dict[str, int] = {}  # tenant name -> key, for the bound pairs
+
+    def bound_pairs(self) -> list[tuple[int, str]]:
+        """(tenant key, subscription id) of every subscription with a client bound here."""
+        return [(self._tids[name], sid) for (name, sid), queues in self._bound.items() if queues]
 
     @staticmethod
     def tenant_name(path: str) -> str | None:
@@ -113,7 +120,10 @@ class WebsocketHub:
             await self._read(tenant, receive, outbox, keys)
         finally:
             for key in keys:
-                self._bound.get(key, set()).discard(outbox)
+                queues = self._bound.get(key, set())
+                queues.discard(outbox)
+                if not queues:
+                    self._bound.pop(key, None)
             outbox.put_nowait(None)
             with contextlib.suppress(Exception):
                 await writer
@@ -154,6 +164,7 @@ class WebsocketHub:
                 continue
             outbox.put_nowait(handshake)
             key = (tenant.name, sid)
+            self._tids[tenant.name] = tenant.key
             self._bound.setdefault(key, set()).add(outbox)
             keys.append(key)
             if self._on_bind is not None:

@@ -16,6 +16,12 @@ Rules:
    again (receivers de-duplicate on ``X-Careweave-Event-Id`` / Bundle.id and event numbers).
 4. Heartbeats: an active subscription with a heartbeat period that has sent nothing for that long
    gets a ``heartbeat`` notification queued.
+5. Websocket notifications can only leave from the process holding the client's socket: a worker
+   given ``bound`` (the (tenant key, subscription id) pairs with a client bound in this process)
+   leases websocket subscriptions among those only, so any number of ``careweave serve``
+   processes, each with its own clients, share the queue with ``careweave worker`` processes
+   (which have no websocket channel). A subscription with no client bound anywhere keeps its
+   notifications queued, in order, until one binds.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ __all__ = ["DeliveryWorker", "WorkerConfig"]
 log = logging.getLogger("careweave.events")
 
 Index = Callable[[Tenant], Awaitable[Callable[[dict[str, Any]], IndexRows]]]
+Bound = Callable[[], Sequence[tuple[int, str]]]
+_WS = "websocket"
+_MAX_BOUND = 500  # pairs per claim (the rest wait for the next round)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +101,13 @@ class DeliveryWorker:
         clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         random: Callable[[], float] = randomlib.random,
         owner: str | None = None,
+        bound: Bound | None = None,
     ) -> None:
         self._store = store
         self._channels = dict(channels)
+        self._bound = bound if _WS in self._channels else None
+        # rule 5: with ``bound``, the websocket channel is claimed apart, among the bound pairs
+        self._general = [c for c in self._channels if c != _WS or self._bound is None]
         self._index_of = index_of
         self._config = config
         self._clock = clock
@@ -138,9 +151,24 @@ class DeliveryWorker:
             if running:
                 await asyncio.gather(*running.values(), return_exceptions=True)
 
+    def _pairs(self) -> list[tuple[int, str]] | None:
+        return list(self._bound())[:_MAX_BOUND] if self._bound is not None else None
+
+    def _serves(self, sub: events_sql.SubscriptionRow, pairs: Sequence[tuple[int, str]] | None) -> bool:
+        if sub.channel in self._general:
+            return True
+        return sub.channel == _WS and pairs is not None and (sub.tid, sub.sid) in pairs
+
     async def _idle_ms(self) -> int:
-        channels = list(self._channels)
-        due = await self._store.sql_read(lambda sql: events_sql.next_due_ms(sql, channels))
+        general, pairs = self._general, self._pairs()
+
+        def earliest(sql: Sql) -> int | None:
+            found = [events_sql.next_due_ms(sql, general)]
+            if pairs:
+                found.append(events_sql.next_due_ms(sql, [_WS], pairs))
+            return min((d for d in found if d is not None), default=None)
+
+        due = await self._store.sql_read(earliest) if general or pairs else None
         poll = self._config.poll_ms
         if due is None:
             return poll
@@ -149,12 +177,19 @@ class DeliveryWorker:
     async def _claim(self, room: int) -> list[events_sql.SubscriptionRow]:
         if room <= 0:
             return []
-        now = self._clock()
-        channels = list(self._channels)
-        claimed: list[events_sql.SubscriptionRow] = await self._store.sql_write(
-            lambda sql: events_sql.claim(sql, self.owner, channels, now, self._config.lease_ms, room)
-        )
-        return claimed
+        now, lease = self._clock(), self._config.lease_ms
+        general, pairs = self._general, self._pairs()
+        if not general and not pairs:
+            return []
+
+        def claim(sql: Sql) -> list[events_sql.SubscriptionRow]:
+            claimed = events_sql.claim(sql, self.owner, general, now, lease, room)
+            if pairs and len(claimed) < room:
+                claimed += events_sql.claim(sql, self.owner, [_WS], now, lease, room - len(claimed), pairs)
+            return claimed
+
+        found: list[events_sql.SubscriptionRow] = await self._store.sql_write(claim)
+        return found
 
     async def run_once(self) -> bool:
         """Lease what is due and send it all (tests, tools); True when something was tried."""
@@ -321,12 +356,17 @@ class DeliveryWorker:
         return "pending", decision.at_ms, first, error
 
     async def _heartbeats(self) -> None:
-        now = self._clock()
+        now, pairs = self._clock(), self._pairs()
+        if not self._general and not pairs:
+            return
+
+        def serves(sub: events_sql.SubscriptionRow) -> bool:
+            return self._serves(sub, pairs)
 
         def queue(sql: Sql) -> int:
             made = 0
             for sub in events_sql.subscriptions(sql):
-                if sub.status != "active" or not sub.heartbeat_s or sub.channel not in self._channels:
+                if sub.status != "active" or not sub.heartbeat_s or not serves(sub):
                     continue
                 if now - sub.last_sent_ms < sub.heartbeat_s * 1000:
                     continue
@@ -345,7 +385,7 @@ class DeliveryWorker:
                 made += 1
             return made
 
-        if await self._store.sql_read(lambda sql: _heartbeat_due(sql, now, self._channels)):
+        if await self._store.sql_read(lambda sql: _heartbeat_due(sql, now, serves)):
             await self._store.sql_write(queue)
 
 
@@ -356,9 +396,9 @@ def _forget(running: dict[int, asyncio.Task[None]], skey: int) -> Callable[[asyn
     return done
 
 
-def _heartbeat_due(sql: Sql, now: int, channels: Sequence[str] | Mapping[str, Any]) -> bool:
+def _heartbeat_due(sql: Sql, now: int, serves: Callable[[events_sql.SubscriptionRow], bool]) -> bool:
     for sub in events_sql.subscriptions(sql):
-        live = sub.status == "active" and sub.heartbeat_s and sub.channel in channels
+        live = sub.status == "active" and sub.heartbeat_s and serves(sub)
         if live and now - sub.last_sent_ms >= (sub.heartbeat_s or 0) * 1000:
             return True
     return False

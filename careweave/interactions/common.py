@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from careweave.errors import CareweaveError, error
+from careweave.errors import CareweaveError, Issue, error
 from careweave.fhir.model import is_valid_id
 from careweave.interactions.context import Services
 from careweave.interactions.request import Request
@@ -71,13 +71,21 @@ def parse_body(request: Request, expected_type: str | None = None) -> dict[str, 
 async def prepare(services: Services, request: Request, resource: dict[str, Any]) -> Prepared:
     """Validate (every issue at once) and index a resource about to be stored."""
     issues = services.validate(resource, request.tenant)
+    check = services.check_subscription  # [events] needs the tenant's search parameters and topics
+    if check is not None and resource["resourceType"] == "Subscription" and not _refused(issues):
+        issues = issues + await check(resource, request.tenant)
     errors = [i for i in issues if i.is_error]
     if errors:
-        # only profile issues (tenant setting validate_profiles): 422; any base R4 issue: 400
-        code = "CW-3002" if all(i.details == "CW-3002" for i in errors) else "CW-3001"
+        # only profile issues (tenant setting validate_profiles) or a Subscription careweave cannot
+        # serve (CW-6001): 422; any base R4 issue: 400
+        code = next((c for c in ("CW-3002", "CW-6001") if all(i.details == c for i in errors)), "CW-3001")
         raise CareweaveError(code, f"{len(errors)} validation error(s)", issues)
     indexer = (await services.search.of(request.tenant)).indexer
     return Prepared(resource["resourceType"], resource, indexer.index(resource))
+
+
+def _refused(issues: list[Issue]) -> bool:
+    return any(i.is_error for i in issues)
 
 
 async def write(

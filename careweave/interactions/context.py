@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,8 @@ class Services:
     wake_jobs: Callable[[], None] = lambda: None  # tells the job runner there is work
     wake_events: Callable[[], None] = lambda: None  # [events] a write committed: dispatch its events now
     events_secret: bytes = b""  # [events] signs websocket binding tokens
+    # [events] a Subscription about to be written: what stops the tenant's subscription being served
+    check_subscription: Callable[[dict[str, Any], Tenant], Awaitable[list[Issue]]] | None = None
     software_version: str = "0"
     started_at: str = "2026-01-01T00:00:00+00:00"  # CapabilityStatement.date
     identity: IdentityService | None = None  # [mpi] the master patient index ($match, /mpi/fhir)

@@ -279,6 +279,11 @@ async def test_a_subscriber_that_always_fails_ends_in_error_and_is_replayable(
                 return list(r.json()["parameter"])
 
             await wait_for(lambda: _has_len(listed(), 4))
+            first = (await listed())[0]["part"]
+            shown = [{p["name"]: p for p in a["part"]} for a in first if a["name"] == "attempt"]
+            assert len(shown) == len(tried) >= 2  # every recorded attempt, visible to the operator
+            assert [a["number"]["valueInteger"] for a in shown] == list(range(1, len(tried) + 1))
+            assert all(a["status"]["valueInteger"] == 503 and not a["ok"]["valueBoolean"] for a in shown)
             everywhere = (await client.get("/fhir/Subscription/$dead-letters")).json()["parameter"]
             assert len(everywhere) == 4
             # the receiver is mended; an operator replays: everything arrives, in order
@@ -335,12 +340,12 @@ async def test_a_subscription_careweave_cannot_serve_is_refused(client) -> None:
     bad = classic("https://example.org/hook")
     bad["channel"]["header"] = ["X-Careweave-Signature: forged"]
     r = await client.post("/fhir/Subscription", json=bad)
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert "CW-6001" in r.text
     email = classic("mailto:someone@example.org")
     email["channel"]["type"] = "email"
     r = await client.post("/fhir/Subscription", json=email)
-    assert r.status_code == 400 and "does not deliver" in r.text
+    assert r.status_code == 422 and "does not deliver" in r.text
 
 
 async def test_subscriptions_see_only_their_own_tenant(running, client, receiver) -> None:

@@ -1,9 +1,12 @@
 """The built-in MPI topic: a demographics change at one organisation notifies the subscribers of the
-others holding a record of the same person (docs/subscriptions.md, docs/mpi.md "outbox"), with a
-reference to their own Patient and no patient data."""
+others holding a record of the same person (docs/subscriptions.md, docs/mpi.md "Events"), with a
+reference to their own Patient and no patient data; so do links, unlinks, merges and unmerges."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
 
 from careweave.events.mpi_feed import MPI_TOPIC
@@ -38,11 +41,18 @@ async def test_a_change_elsewhere_notifies_the_other_organisation(system, client
         r = await client.put(f"/t/{tenant}/fhir/Patient/{body['id']}", json=body)
         assert r.status_code in (200, 201), r.text
     await identity.catch_up()
+    linked = await wait_for(lambda: notifications(receiver))  # b1 joined a1's Person
+    assert len(linked) == 1 and event_numbers(linked[0]) == (1,)
+    assert linked[0]["entry"][1]["request"] == {"method": "GET", "url": "Patient/b1"}
+    assert [r.headers["x-careweave-source"] for r in receiver.received if r.body] == [
+        "linked trust-b|Patient/b1"
+    ]
+    receiver.received.clear()
     moved = patient("a1", nhs=NHS_A, postcode="LS6 4QU", line="3 New Street")
     assert (await client.put("/t/trust-a/fhir/Patient/a1", json=moved)).status_code == 200
     await identity.catch_up()
     found = await wait_for(lambda: notifications(receiver))
-    assert len(found) == 1 and event_numbers(found[0]) == (1,)
+    assert len(found) == 1 and event_numbers(found[0]) == (2,)
     status = {p["name"]: p for p in found[0]["entry"][0]["resource"]["parameter"]}
     assert status["topic"]["valueCanonical"] == MPI_TOPIC
     assert status["subscription"]["valueReference"]["reference"].endswith(
@@ -54,3 +64,32 @@ async def test_a_change_elsewhere_notifies_the_other_organisation(system, client
     hit = next(r for r in receiver.received if r.body)
     assert hit.headers["x-careweave-source"] == "trust-a|Patient/a1"
     assert b"New Street" not in hit.body and b"LS6" not in hit.body  # notify, then fetch
+
+
+async def test_an_unlink_elsewhere_notifies_the_organisation_left_behind(system, client, receiver) -> None:
+    for name in ("trust-a", "trust-b"):
+        await system.store.create_tenant(name)
+    identity = system.services.identity
+    assert identity is not None
+    await identity.space()
+    for tenant, body in (("trust-a", patient("a1", nhs=NHS_A)), ("trust-b", patient("b1", nhs=NHS_A))):
+        r = await client.put(f"/t/{tenant}/fhir/Patient/{body['id']}", json=body)
+        assert r.status_code in (200, 201), r.text
+    await identity.catch_up()
+    resource = subscription(criteria=MPI_TOPIC, endpoint=receiver.url, status="active")
+    del resource["id"]
+    assert (await client.post("/t/trust-a/fhir/Subscription", json=resource)).status_code == 201
+    tid = (await system.store.tenant("trust-b")).key
+    person = await identity.person_of(tid, "b1")
+    assert person is not None
+    await identity.unlink(person, (tid, "b1"), "ops", "registered against the wrong person")
+
+    def unlinked() -> list[Any]:
+        return [
+            r for r in receiver.received if r.headers.get("x-careweave-source", "").startswith("unlinked")
+        ]
+
+    (hit,) = await wait_for(unlinked)
+    assert hit.headers["x-careweave-source"] == "unlinked trust-b|Patient/b1"
+    focus = orjson.loads(hit.body)["entry"][1]
+    assert focus["request"] == {"method": "GET", "url": "Patient/a1"}  # its own record, to look again

@@ -12,10 +12,11 @@ Rules:
 2. ``$events`` (instance): the events numbered ``eventsSinceNumber`` .. ``eventsUntilNumber``
    (defaults: the first kept and the last), at most ``max_events``, as a notification Bundle of
    type ``query-event``; ``content`` overrides the subscription's payload content.
-3. ``$dead-letters`` lists notifications that gave up (instance: one subscription; type level: the
-   tenant's); ``$replay`` (POST, instance) queues them again, oldest first, with fresh retry
-   budgets, and makes an ``error`` subscription ``active`` again (optionally only the deliveries
-   named by ``delivery`` parameters).
+3. ``$dead-letters`` lists notifications that gave up (instance: one subscription, each with its
+   recorded attempts, oldest first, at most :data:`_MAX_ATTEMPTS`; type level: the tenant's);
+   ``$replay`` (POST, instance) queues them again, oldest first, with fresh retry budgets, and
+   makes an ``error`` subscription ``active`` again (optionally only the deliveries named by
+   ``delivery`` parameters).
 4. The mailbox channel (``backport-channel-type`` ``mailbox``): a receiver without a public endpoint
    polls ``$mailbox`` (the oldest unacknowledged notifications, at most ``_count``, in a
    ``collection`` Bundle) and acknowledges with ``$mailbox-ack`` (``id`` parameters: notification
@@ -39,6 +40,7 @@ from careweave.events.notification import StatusInfo, notification_bundle, statu
 from careweave.events.render import event_infos, render_delivery
 from careweave.events.status import write_status
 from careweave.events.subscription import CONTENTS, SubscriptionSpec, read_subscription
+from careweave.fhir.model import format_instant
 from careweave.interactions.common import parse_body
 from careweave.interactions.context import Services
 from careweave.interactions.request import Request
@@ -60,6 +62,7 @@ __all__ = [
 ]
 
 _MAX_EVENTS = 1000
+_MAX_ATTEMPTS = 100
 _ERRORS = "https://careweave.org/fhir/CodeSystem/subscription-error"
 _TOKEN_SECONDS = 600
 
@@ -223,6 +226,22 @@ def _delivery_parameter(d: events_sql.DeliveryRow) -> dict[str, Any]:
     return {"name": "notification", "part": parts}
 
 
+def _attempt_parameter(
+    number: int, at_ms: int, ok: bool, status: int | None, failure: str | None, duration_ms: int
+) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [
+        {"name": "number", "valueInteger": number},
+        {"name": "at", "valueInstant": format_instant(at_ms)},
+        {"name": "ok", "valueBoolean": ok},
+        {"name": "duration-ms", "valueInteger": duration_ms},
+    ]
+    if status is not None:
+        parts.append({"name": "status", "valueInteger": status})
+    if failure:
+        parts.append({"name": "error", "valueString": failure})
+    return {"name": "attempt", "part": parts}
+
+
 async def dead_letters(services: Services, request: Request) -> Result:
     tenant = request.tenant
     skey = None
@@ -235,6 +254,16 @@ async def dead_letters(services: Services, request: Request) -> Result:
     found = await services.store.sql_read(
         lambda sql: events_sql.list_deliveries(sql, tenant.key, skey=skey, state="dead", limit=1000)
     )
+    if request.id is not None:
+        params = []
+        for d in found:
+            tried = await services.store.sql_read(
+                functools.partial(events_sql.attempts, did=d.did, limit=_MAX_ATTEMPTS)
+            )
+            entry = _delivery_parameter(d)
+            entry["part"].extend(_attempt_parameter(*a) for a in tried)
+            params.append(entry)
+        return Result(200, {"resourceType": "Parameters", "parameter": params})
     params = []
     subs = {
         r.skey: r.sid

@@ -126,6 +126,11 @@ CREATE TABLE ev_attempt (
 );
 CREATE INDEX ev_attempt_delivery ON ev_attempt (did, attempt)
 """,
+    # 2: an event's additional context (the topic's notificationShape include / revInclude), as
+    # space-separated ``Type/id/version`` references found when the event was queued
+    """
+ALTER TABLE ev_event ADD COLUMN context TEXT
+""",
 )
 TENANT_TABLES: tuple[str, ...] = ("ev_attempt", "ev_delivery", "ev_event", "ev_subscription")
 
@@ -162,6 +167,7 @@ class EventRow:
     interaction: str
     ts_ms: int
     source: str | None
+    context: str | None = None  # ``Type/id/version`` references, space-separated
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +302,7 @@ def enqueue(
     source: str | None,
     now_ms: int,
     dead: bool,
+    context: str | None = None,
 ) -> int:
     """Number a new event of subscription ``skey``, record it and queue its notification (dead at
     once when the subscription is in error: it waits in the dead-letter list). Returns the number."""
@@ -305,9 +312,9 @@ def enqueue(
     ).fetchone()
     number = int(row[0])
     sql.execute(
-        "INSERT INTO ev_event (skey, number, tid, seq, type, id, version, interaction, ts_ms, source) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (skey, number, tid, seq, type, id, version, interaction, ts_ms, source),
+        "INSERT INTO ev_event (skey, number, tid, seq, type, id, version, interaction, ts_ms, source, "
+        "context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (skey, number, tid, seq, type, id, version, interaction, ts_ms, source, context),
     )
     insert_delivery(
         sql, skey, tid, uuid=uuid, kind="event", numbers=(number, number), now_ms=now_ms, dead=dead
@@ -337,7 +344,7 @@ def insert_delivery(
 
 def events(sql: Sql, skey: int, first: int, last: int) -> list[EventRow]:
     rows = sql.execute(
-        "SELECT number, seq, type, id, version, interaction, ts_ms, source FROM ev_event "
+        "SELECT number, seq, type, id, version, interaction, ts_ms, source, context FROM ev_event "
         "WHERE skey = ? AND number >= ? AND number <= ? ORDER BY number",
         (skey, first, last),
     ).fetchall()
@@ -376,21 +383,39 @@ def list_deliveries(
 
 
 # -- leases -----------------------------------------------------------------------------------------
+def _only(only: Sequence[tuple[int, str]] | None) -> tuple[str, tuple[int | str, ...]]:
+    """A condition keeping only these (tenant key, subscription id) pairs (None: all)."""
+    if only is None:
+        return "", ()
+    pairs = " OR ".join("(s.tid = ? AND s.sid = ?)" for _ in only)
+    return f" AND ({pairs})", tuple(v for pair in only for v in pair)
+
+
 def claim(
-    sql: Sql, owner: str, channels: Sequence[str], now_ms: int, lease_ms: int, limit: int
+    sql: Sql,
+    owner: str,
+    channels: Sequence[str],
+    now_ms: int,
+    lease_ms: int,
+    limit: int,
+    only: Sequence[tuple[int, str]] | None = None,
 ) -> list[SubscriptionRow]:
-    """Lease up to ``limit`` deliverable subscriptions of these channel kinds whose oldest pending
-    delivery is due and that no live lease holds."""
+    """Lease up to ``limit`` deliverable subscriptions of these channel kinds (and, with ``only``,
+    among these (tenant key, id) pairs) whose oldest pending delivery is due and that no live
+    lease holds."""
+    if not channels or (only is not None and not only):
+        return []
     marks = ", ".join("?" for _ in channels)
+    among, values = _only(only)
     rows = sql.execute(
         f"UPDATE ev_subscription SET lease_owner = ?, lease_until_ms = ? "
         f"WHERE lease_until_ms < ? AND skey IN ("
         f"SELECT s.skey FROM ev_subscription s WHERE s.status IN ('requested', 'active') "
-        f"AND s.channel IN ({marks}) AND s.lease_until_ms < ? "
+        f"AND s.channel IN ({marks}) AND s.lease_until_ms < ?{among} "
         f"AND (SELECT d.due_ms FROM ev_delivery d WHERE d.skey = s.skey AND d.state = 'pending' "
         f"ORDER BY d.did LIMIT 1) <= ? ORDER BY s.skey LIMIT ?) "
         f"RETURNING {_SUB_COLUMNS}",
-        (owner, now_ms + lease_ms, now_ms, *channels, now_ms, now_ms, limit),
+        (owner, now_ms + lease_ms, now_ms, *channels, now_ms, *values, now_ms, limit),
     ).fetchall()
     return [_sub(r) for r in rows]
 
@@ -410,13 +435,19 @@ def release(sql: Sql, owner: str, skey: int) -> None:
     )
 
 
-def next_due_ms(sql: Sql, channels: Sequence[str]) -> int | None:
+def next_due_ms(
+    sql: Sql, channels: Sequence[str], only: Sequence[tuple[int, str]] | None = None
+) -> int | None:
     """When the earliest pending head of a deliverable subscription falls due (None: nothing)."""
+    if not channels or (only is not None and not only):
+        return None
     marks = ", ".join("?" for _ in channels)
+    among, values = _only(only)
     row = sql.execute(
         f"SELECT min(d.due_ms) FROM ev_delivery d JOIN ev_subscription s ON s.skey = d.skey "
-        f"WHERE d.state = 'pending' AND s.status IN ('requested', 'active') AND s.channel IN ({marks})",
-        tuple(channels),
+        f"WHERE d.state = 'pending' AND s.status IN ('requested', 'active') AND s.channel IN ({marks})"
+        f"{among}",
+        (*channels, *values),
     ).fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
@@ -508,11 +539,14 @@ def acknowledge(sql: Sql, skey: int, uuids: Sequence[str], now_ms: int) -> int:
     return done
 
 
-def attempts(sql: Sql, did: int) -> list[tuple[int, int, bool, int | None, str | None, int]]:
+def attempts(
+    sql: Sql, did: int, limit: int = 1000
+) -> list[tuple[int, int, bool, int | None, str | None, int]]:
+    """A delivery's attempts, oldest first (numbers restart at 1 after a replay)."""
     rows = sql.execute(
         "SELECT attempt, at_ms, ok, status, error, duration_ms FROM ev_attempt "
-        "WHERE did = ? ORDER BY attempt",
-        (did,),
+        "WHERE did = ? ORDER BY aid LIMIT ?",
+        (did, limit),
     ).fetchall()
     return [(a, t, bool(ok), s, e, d) for a, t, ok, s, e, d in rows]
 
