@@ -5,9 +5,14 @@ Routes (``PREFIX`` is ``/hl7v2`` for routing by MSH-4, or ``/t/{tenant}/hl7v2`` 
 * ``POST PREFIX``: the body is one message or a batch (``Content-Type: x-application/hl7-v2+er7``;
   ``application/hl7-v2`` is accepted too). The answer, 200, is the application ACK (AA, AE or
   AR; a batch ACK for a batch), after the message was stored (the service's rules 1-2).
-* ``GET PREFIX/messages?status=error,rejected&_count=50&before=ID``: stored messages, newest
-  first, as JSON (``next`` names the following page).
-* ``GET PREFIX/messages/ID``: one message as JSON: its text, status, reason and the ACKs sent.
+* ``GET PREFIX/messages?status=error,rejected&ackState=failed&_count=50&before=ID``: stored
+  messages, newest first, as JSON (``next`` names the following page); ``ackState`` filters by
+  the state of the enhanced-mode application ACK (pending, sent, failed, kept).
+* ``GET PREFIX/messages/ID``: one message as JSON: its text, status, reason, the ACKs sent and
+  the delivery attempts of its application ACK.
+* ``POST PREFIX/messages/ID/$resend-ack``: send its application ACK again (a new series of
+  attempts, the first awaited); 200 with the message; CW-7004 (409) when it has no application
+  ACK or its facility no return address.
 * ``POST PREFIX/messages/ID/$replay``: process it again; a body (same content types) replaces
   the text first (the text first received is kept as ``original``). 200 with the message when it
   is processed; an OperationOutcome (CW-7001 400, CW-7002 415) with the reason when it fails again.
@@ -27,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from careweave.errors import CareweaveError, error
-from careweave.gateway.service import ERROR, PROCESSED, REJECTED, STATUSES, Gateway
+from careweave.gateway.service import ACK_STATES, ERROR, PROCESSED, REJECTED, STATUSES, Gateway
 from careweave.hl7v2.charset import decode
 from careweave.hl7v2.errors import Hl7v2Error
 from careweave.interactions.result import STATUS, operation_outcome
@@ -94,16 +99,33 @@ class Hl7v2Api:
         id = _message_id(parts[1])
         if len(parts) == 2:
             self._allow(method, "GET")
-            return 200, _dumps(_detail(tenant, await self.gateway.message(tenant, id))), _JSON
+            return 200, _dumps(await self._detail(tenant, await self.gateway.message(tenant, id))), _JSON
+        if unquote(parts[2]) == "$resend-ack":
+            self._allow(method, "POST")
+            row = await self.gateway.resend_ack(tenant, id)
+            return 200, _dumps(await self._detail(tenant, row)), _JSON
         if unquote(parts[2]) != "$replay":
             raise error("CW-1012", f"nothing at {scope['path']}")
         self._allow(method, "POST")
         corrected = await self._body(scope, receive, required=False)
         row = await self.gateway.replay(tenant, id, corrected or None)
         if row.status == PROCESSED:
-            return 200, _dumps(_detail(tenant, row)), _JSON
+            return 200, _dumps(await self._detail(tenant, row)), _JSON
         code = "CW-7002" if row.status == REJECTED else "CW-7001"
         raise error(code, f"message {row.id} is {row.status} again: {row.reason or ''}")
+
+    async def _detail(self, tenant: Tenant, row: InboxRow) -> dict[str, Any]:
+        out = _detail(tenant, row)
+        if row.app_ack_state in ("pending", "sent", "failed"):
+            delivery = await self.gateway.ack_delivery(tenant, row.id)
+            if delivery is not None:
+                out["applicationAckDelivery"] = {
+                    "attempts": delivery.attempts,
+                    "lastAttempt": _instant(delivery.updated_ms),
+                    **({"nextAttempt": _instant(delivery.next_ms)} if row.app_ack_state == "pending" else {}),
+                    **({"lastError": delivery.last_error} if delivery.last_error else {}),
+                }
+        return out
 
     async def _tenant(self, name: str | None) -> Tenant:
         key = "default" if name is None else unquote(name)
@@ -145,26 +167,30 @@ class Hl7v2Api:
             raise error("CW-1002", f"send HL7 v2 as x-application/hl7-v2+er7, not {media or 'no type'}")
         return body
 
-    async def _page(self, tenant: Tenant, scope: Scope) -> tuple[list[InboxRow], int, tuple[str, ...]]:
+    async def _page(self, tenant: Tenant, scope: Scope) -> tuple[list[InboxRow], int, str]:
         params = dict(parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace")))
         statuses = tuple(s for s in params.get("status", "").split(",") if s)
         unknown = [s for s in statuses if s not in STATUSES]
         if unknown:
             raise error("CW-1011", f"status must be among {', '.join(STATUSES)}, not {unknown[0]!r}")
+        states = tuple(s for s in params.get("ackState", "").split(",") if s)
+        unknown = [s for s in states if s not in ACK_STATES]
+        if unknown:
+            raise error("CW-1011", f"ackState must be among {', '.join(ACK_STATES)}, not {unknown[0]!r}")
         count = _number(params.get("_count", "50"), "_count")
         before = _number(params["before"], "before") if "before" in params else None
-        rows = await self.gateway.messages(tenant, statuses, before, min(max(count, 1), 1000))
-        return rows, min(max(count, 1), 1000), statuses
+        rows = await self.gateway.messages(tenant, statuses, before, min(max(count, 1), 1000), states)
+        query = (f"&status={','.join(statuses)}" if statuses else "") + (
+            f"&ackState={','.join(states)}" if states else ""
+        )
+        return rows, min(max(count, 1), 1000), query
 
     @staticmethod
-    def _list(tenant: Tenant, scope: Scope, page: tuple[list[InboxRow], int, tuple[str, ...]]) -> bytes:
-        rows, count, statuses = page
+    def _list(tenant: Tenant, scope: Scope, page: tuple[list[InboxRow], int, str]) -> bytes:
+        rows, count, filters = page
         out: dict[str, Any] = {"tenant": tenant.name, "messages": [_summary(r) for r in rows]}
         if len(rows) == count:
-            query = f"_count={count}&before={rows[-1].id}" + (
-                f"&status={','.join(statuses)}" if statuses else ""
-            )
-            out["next"] = f"{scope['path']}?{query}"
+            out["next"] = f"{scope['path']}?_count={count}&before={rows[-1].id}{filters}"
         return _dumps(out)
 
 
@@ -211,6 +237,8 @@ def _summary(row: InboxRow) -> dict[str, Any]:
     }
     if row.status in (ERROR, REJECTED) and row.reason:
         out["reason"] = row.reason
+    if row.app_ack_state:
+        out["applicationAckState"] = row.app_ack_state
     return out
 
 

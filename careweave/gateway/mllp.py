@@ -17,6 +17,9 @@ Rules:
    not read within ``read_timeout`` closes the connection.
 5. :func:`send_messages` is the matching client: one connection, each message framed and sent in
    turn, waiting for its ACK frame before sending the next.
+6. TLS (:func:`server_tls`): the server's certificate chain and key, TLS 1.2 at least; with a
+   client CA, mutual TLS: a client without a certificate that CA signed is refused in the
+   handshake, and the handler sees the verified certificate in :class:`Peer`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from careweave.hl7v2.errors import Hl7v2Error
 from careweave.hl7v2.message import read_header
 from careweave.hl7v2.mllp import BrokenFrame, Event, Frame, Framer, Junk, frame
 
-__all__ = ["Handler", "Peer", "send_messages", "serve_mllp"]
+__all__ = ["Handler", "Peer", "send_messages", "serve_mllp", "server_tls"]
 
 log = logging.getLogger("careweave.gateway")
 
@@ -228,3 +231,15 @@ async def send_messages(
         with contextlib.suppress(ConnectionError, TimeoutError, ssl.SSLError, OSError):
             await asyncio.wait_for(writer.wait_closed(), timeout)
     return acks
+
+
+def server_tls(cert: str, key: str = "", client_ca: str = "") -> ssl.SSLContext:
+    """Rule 6: a server context from PEM files (``key`` empty: the key is in ``cert``); raises
+    OSError or ssl.SSLError when they cannot be read."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key or None)
+    if client_ca:
+        context.load_verify_locations(cafile=client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context

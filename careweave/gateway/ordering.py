@@ -8,6 +8,9 @@ Rules:
    messages for one patient are therefore processed in the order they arrived, whichever
    connection brought them, and no two messages sharing keys can wait for each other (no deadlock).
 3. A key nobody holds or waits for is forgotten (the table does not grow with the patient count).
+4. When mapping happens elsewhere (worker processes, which may finish out of order), a message
+   learns its keys only after an await: a :class:`Turnstile` number taken on arrival makes the
+   messages enter their queues in arrival order all the same.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 
-__all__ = ["KeyedLocks", "Ticket"]
+__all__ = ["KeyedLocks", "Ticket", "Turnstile"]
 
 
 class Ticket:
@@ -75,3 +78,46 @@ class KeyedLocks:
             yield
         finally:
             self.leave(ticket)
+
+
+class Turnstile:
+    """Arrival order across awaits (rule 4): :meth:`take` a number on arrival (no await before
+    it), then ``async with turnstile.turn(number):`` runs its body when every earlier number has
+    passed (or was given up: a cancelled or failed message never blocks the ones behind it)."""
+
+    def __init__(self) -> None:
+        self._issued = 0
+        self._next = 0
+        self._passed: set[int] = set()  # numbers done out of turn (given up early)
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+
+    def take(self) -> int:
+        number = self._issued
+        self._issued += 1
+        return number
+
+    @contextlib.asynccontextmanager
+    async def turn(self, number: int) -> AsyncIterator[None]:
+        try:
+            if number != self._next:
+                future = asyncio.get_running_loop().create_future()
+                self._waiting[number] = future
+                try:
+                    await future
+                finally:
+                    self._waiting.pop(number, None)
+            yield
+        finally:
+            self.give_up(number)
+
+    def give_up(self, number: int) -> None:
+        """``number`` has passed (or never will): let the next ones through."""
+        if number < self._next:
+            return
+        self._passed.add(number)
+        while self._next in self._passed:
+            self._passed.discard(self._next)
+            self._next += 1
+        future = self._waiting.get(self._next)
+        if future is not None and not future.done():
+            future.set_result(None)

@@ -12,20 +12,24 @@ Rules:
 3. Enhanced mode (MSH-15 or MSH-16 valued): the raw message is committed as ``received`` and the
    commit ACK (CA) is sent at once if MSH-15 asks for it; processing follows in its own task
    (resources and the final status in one transaction), holding the message's place in line;
-   the application ACK (MSH-16) goes over a new connection to the route's return address, or is
-   kept in the row when there is none. At most ``backlog`` messages wait between the two; more
-   slow the senders down. A crash (or a stop) between the two commits leaves the row
-   ``received``: :meth:`Gateway.recover` processes such rows at start-up (mapping is
-   idempotent: deterministic ids, PUT upserts, and an update that changes nothing stores no new
-   version). ``POST /hl7v2`` waits for the processing and answers the application ACK.
+   the application ACK (MSH-16) goes over a new connection to the route's return address,
+   retried with backoff (:mod:`.delivery`), or is kept in the row when there is none. At most
+   ``backlog`` messages wait between the two; more slow the senders down. A crash (or a stop)
+   between the two commits leaves the row ``received``: :meth:`Gateway.recover` processes such
+   rows at start-up (mapping is idempotent: deterministic ids, PUT upserts, and an update that
+   changes nothing stores no new version). ``POST /hl7v2`` waits for the processing and answers
+   the application ACK.
 4. Duplicates (same MSH-10 from the same MSH-3/MSH-4, in the same tenant) are answered with the
    stored reply and not processed again.
 5. Writes go through careweave's validation, indexing and versioning (``prepare`` and
-   ``writes.update``, the steps of a transaction Bundle of PUTs), so they are searchable and
-   appear in the change log; the mapper adds a Provenance naming the source message.
+   ``writes.update``, the steps of a transaction Bundle of PUTs; :mod:`.resources`), so they are
+   searchable and appear in the change log; the mapper adds a Provenance naming the source
+   message. What a merge (A40) said is kept by later messages (``merge_patient``).
 6. Order per patient: each message takes its place in the queue of every Patient it writes when
    it arrives (:class:`~careweave.gateway.ordering.KeyedLocks`) and is processed when first in
-   line; messages about different patients run in parallel.
+   line; messages about different patients run in parallel. With worker processes
+   (``hl7_workers``) the place is taken in arrival order after the worker's mapping
+   (:class:`~careweave.gateway.ordering.Turnstile`).
 7. MSH-4 (upper case) picks the tenant through the routes (``careweave hl7 route``); unrouted
    facilities go to the default tenant. ``POST /t/{tenant}/hl7v2`` names the tenant itself.
 8. Nothing here logs message content: only row ids, message types and outcomes.
@@ -35,34 +39,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import gc
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any
-
-import orjson
 
 from careweave.errors import CareweaveError, Category, error
+from careweave.gateway.delivery import AckSender, DeliveryConfig
 from careweave.gateway.mllp import Peer
-from careweave.gateway.ordering import KeyedLocks, Ticket
-from careweave.gateway.workers import PreparePool
+from careweave.gateway.ordering import KeyedLocks, Ticket, Turnstile
+from careweave.gateway.resources import Item, Resources, Written, store
+from careweave.gateway.work import ControlIds, Work, failure_reason, now_ms, read, study
+from careweave.gateway.workers import PreparePool, WorkerGone
 from careweave.hl7v2.ack import ACCEPTED, Outcome, ack_wanted, build_ack, is_enhanced, outcome_of
 from careweave.hl7v2.batch import build_batch_ack, is_batch, split_batch
 from careweave.hl7v2.errors import Hl7v2Error
-from careweave.hl7v2.mapping import MapOptions, map_message
-from careweave.hl7v2.message import Message, parse, read_header
-from careweave.hl7v2.mllp import frame
-from careweave.interactions.common import check_id, check_type, prepare
+from careweave.hl7v2.mapping import MapOptions
 from careweave.interactions.context import Services
-from careweave.interactions.request import Request
-from careweave.store import writes
 from careweave.store.base import Tenant, Transaction
 from careweave.store.sql import hl7 as sql
 from careweave.store.sql.components import Sql
-from careweave.store.sql.hl7 import InboxRow, NewMessage, Route
+from careweave.store.sql.hl7 import AckDelivery, InboxRow, NewMessage, Route
 
 __all__ = ["Gateway", "GatewayConfig", "Received"]
 
@@ -70,23 +69,21 @@ log = logging.getLogger("careweave.gateway")
 
 RECEIVED, PROCESSED, ERROR, REJECTED = "received", "processed", "error", "rejected"
 STATUSES = (RECEIVED, PROCESSED, ERROR, REJECTED)
-_ACK_SENDERS = 64  # application ACKs being delivered at once, at most
-_RECENT = 4096  # validated, indexed resources remembered by content (see Gateway._prepared)
-_STORED = 50_000  # resources whose stored version and content are known (see _store)
-_Key = tuple[int, str, str]  # tenant key, resource type, id
-_Item = tuple[writes.Prepared, bytes]  # a validated, indexed resource and its mapped content
-_Written = tuple[_Key, int, bytes]  # a resource, its version now, its content
+ACK_STATES = ("pending", "sent", "failed", "kept")  # of the application ACK (delivery.py)
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """Deployment choices: the time zone of feeds without offsets, the default tenant, how long
-    routes are cached, and the timeout for delivering application ACKs."""
+    routes are cached, and how application ACKs are delivered (timeout, attempts, backoff)."""
 
     timezone: tzinfo
     default_tenant: str = "default"
     route_cache_seconds: float = 1.0
     ack_timeout: float = 10.0
+    ack_attempts: int = 8  # application ACK delivery attempts before it is failed (delivery.py)
+    ack_backoff: float = 2.0  # seconds before the first retry, doubling
+    ack_backoff_max: float = 300.0
     backlog: int = 1000  # enhanced-mode messages received (CA sent) and not yet processed, at most
 
 
@@ -100,86 +97,6 @@ class Received:
     status: str
     id: int | None = None
     duplicate: bool = False
-
-
-@dataclass(slots=True)
-class _Work:
-    """One message on its way through: what parsing and mapping made of it."""
-
-    raw: bytes
-    source: str
-    message: Message | None
-    bundle: dict[str, Any] | None
-    failure: Exception | None  # a parse or mapping error (Hl7v2Error)
-    sender: str
-    facility: str
-    control_id: str
-    kind: str
-
-    @property
-    def enhanced(self) -> bool:
-        return self.message is not None and is_enhanced(self.message)
-
-    @property
-    def keys(self) -> list[str]:
-        if self.bundle is None:
-            return []
-        return [
-            e["request"]["url"] for e in self.bundle["entry"] if e["request"]["url"].startswith("Patient/")
-        ]
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class _ControlIds:
-    """MSH-10 of the ACKs this process sends: unique, at most 20 characters (``CW`` + the start
-    time in base 36 + a counter); no per-ACK system call."""
-
-    def __init__(self) -> None:
-        self._prefix = "CW" + _base36(time.time_ns() // 1_000_000)
-        self._next = itertools.count(1)
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{_base36(next(self._next)):0>7}"
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if not n:
-            return out
-
-
-def _reason(outcome: Outcome) -> str:
-    return "; ".join(f"{e.code} {e.location or ''}: {e.text}".replace(" :", ":") for e in outcome.errors)
-
-
-def _study(raw: bytes, source: str, options: MapOptions) -> _Work:
-    """Parse and map (pure, no awaits): the message, its Bundle, or the error."""
-    message: Message | None = None
-    bundle = None
-    failure: Exception | None = None
-    try:
-        message = parse(raw)
-        bundle = map_message(message, options)
-    except Hl7v2Error as exc:
-        failure = exc
-    except Exception as exc:  # a mapper bug: the message goes to the error queue, not lost
-        log.error("mapping raised %s", type(exc).__name__)
-        failure = exc
-    header = message.msh if message is not None else read_header(raw)
-    if header is None:
-        return _Work(raw, source, None, None, failure, "", "", "", "")
-    kind = "^".join(p for p in (header.get(9, 1), header.get(9, 2)) if p)
-    return _Work(
-        raw, source, message, bundle, failure,
-        header.get(3)[:200], header.get(4).strip().upper()[:200], header.get(10)[:200], kind[:40],
-    )  # fmt: skip
 
 
 def _status_of(failure: BaseException) -> str:
@@ -204,14 +121,15 @@ class Gateway:
         self._options = MapOptions(timezone=config.timezone)
         self._clock = clock
         self._locks = KeyedLocks()
-        self._control_id = _ControlIds()
-        self._recent: dict[tuple[tuple[int, int, bool], bytes], writes.Prepared] = {}
+        self._turnstile = Turnstile()
+        self._control_id = ControlIds()
+        self._resources = Resources(services)
         self._pool = pool
-        self._stored: dict[_Key, tuple[int, bytes]] = {}  # resource -> (version, mapped content)
         self._routes: dict[str, Route] = {}
         self._routes_until = 0.0
-        self._deliveries: set[asyncio.Task[None]] = set()
-        self._delivery_slots = asyncio.Semaphore(_ACK_SENDERS)
+        c = config
+        delivery = DeliveryConfig(c.ack_timeout, c.ack_attempts, c.ack_backoff, c.ack_backoff_max)
+        self._acks_out = AckSender(services.store, delivery, self._return_address)
         self._processing: set[asyncio.Task[None]] = set()  # enhanced mode, after the CA
         self._in_flight: set[int] = set()  # ids of received messages being processed
         self._backlog = asyncio.Semaphore(config.backlog)
@@ -230,14 +148,36 @@ class Gateway:
         application ACK)."""
         if is_batch(payload):
             return await self._batch(payload, source, tenant, wait)
-        return await self._one(_study(payload, source, self._options), tenant, wait)
+        return await self._one_raw(payload, source, tenant, wait)
+
+    async def _one_raw(self, raw: bytes, source: str, forced: Tenant | None, wait: bool) -> Received:
+        if self._pool is None or len(raw) > self._pool.MAX_REQUEST:
+            return await self._one(study(raw, source, self._options), forced, wait)
+        number = self._turnstile.take()  # rule 6: the place in line is taken on arrival
+        try:
+            work = read(raw, source)
+            tenant = forced or await self._tenant_for(work.facility)
+            if work.failure is None and tenant.params_generation == 0:
+                profiles = bool(tenant.setting("validate_profiles", False))
+                try:
+                    work.mapped = await self._pool.map_and_prepare(raw, self._options, profiles)
+                    work.failure = work.mapped.error()
+                except WorkerGone:  # the workers stopped: this process does their work
+                    work = study(raw, source, self._options)
+            elif work.failure is None:  # the tenant's own search parameters: all in this process
+                work = study(raw, source, self._options)
+            async with self._turnstile.turn(number):
+                ticket = self._locks.enter(work.keys)
+        finally:
+            self._turnstile.give_up(number)
+        return await self._one(work, tenant, wait, ticket)
 
     async def _batch(self, payload: bytes, source: str, tenant: Tenant | None, wait: bool) -> Received:
         try:
             batch = split_batch(payload)
         except Hl7v2Error as exc:
-            return await self._one(_Work(payload, source, None, None, exc, "", "", "", "batch"), tenant, wait)
-        results = [await self._one(_study(m, source, self._options), tenant, wait) for m in batch.messages]
+            return await self._one(Work(payload, source, None, None, exc, "", "", "", "batch"), tenant, wait)
+        results = [await self._one_raw(m, source, tenant, wait) for m in batch.messages]
         now, control = self._clock(), self._control_id()
         replies = [r.reply for r in results if r.reply]
         applications = [r.application for r in results if r.application]
@@ -249,16 +189,19 @@ class Gateway:
             worst,
         )
 
-    async def _one(self, work: _Work, forced: Tenant | None, wait: bool) -> Received:
-        ticket = self._locks.enter(work.keys)  # rule 6: our place in line is taken now
+    async def _one(
+        self, work: Work, forced: Tenant | None, wait: bool, ticket: Ticket | None = None
+    ) -> Received:
+        if ticket is None:
+            ticket = self._locks.enter(work.keys)  # rule 6: our place in line is taken now
         handed_over = False
         try:
             tenant = forced or await self._tenant_for(work.facility)
-            if work.failure is None and work.bundle is not None and work.enhanced and not wait:
+            if work.ready and work.enhanced and not wait:
                 received, handed_over = await self._enhanced(tenant, work, ticket)
                 return received
             await self._locks.wait(ticket)
-            if work.failure is not None or work.bundle is None:
+            if not work.ready:
                 return await self._refuse(tenant, work, work.failure or Hl7v2Error("no mapping"))
             if work.enhanced:
                 return await self._enhanced_now(tenant, work)
@@ -271,7 +214,7 @@ class Gateway:
         """The AR for a message the gateway could not take (nothing was stored: send it again)."""
         return build_ack(payload, outcome_of(exc), timestamp=self._clock(), control_id=self._control_id())
 
-    def _acks(self, work: _Work, outcome: Outcome) -> tuple[bytes, bytes]:
+    def _acks(self, work: Work, outcome: Outcome) -> tuple[bytes, bytes]:
         """(reply on the connection, application ACK) for an outcome (rules 2-3)."""
         now, control = self._clock(), self._control_id()
         source = work.message if work.message is not None else work.raw
@@ -288,7 +231,7 @@ class Gateway:
     def _new(
         self,
         tenant: Tenant,
-        work: _Work,
+        work: Work,
         status: str,
         reason: str | None = None,
         reply: bytes | None = None,
@@ -296,17 +239,17 @@ class Gateway:
         app_ack_state: str | None = None,
     ) -> NewMessage:
         return NewMessage(
-            tenant.key, work.sender, work.facility, work.control_id, work.kind, status, _now_ms(),
+            tenant.key, work.sender, work.facility, work.control_id, work.kind, status, now_ms(),
             work.source, work.raw, reason, reply, app_ack if app_ack_state else None, app_ack_state,
         )  # fmt: skip
 
-    async def _refuse(self, tenant: Tenant, work: _Work, failure: Exception) -> Received:
+    async def _refuse(self, tenant: Tenant, work: Work, failure: Exception) -> Received:
         """A message that cannot be read or mapped: stored as rejected or error, in one commit."""
         outcome = outcome_of(failure)
         status = _status_of(failure)
         reply, application = self._acks(work, outcome)
         app_state = self._app_ack_state(work, outcome)
-        new = self._new(tenant, work, status, _reason(outcome), reply, application, app_state)
+        new = self._new(tenant, work, status, failure_reason(outcome), reply, application, app_state)
 
         def job(conn: Sql) -> InboxRow | int:
             claimed = _claim(conn, new)
@@ -328,68 +271,18 @@ class Gateway:
         application = row.app_ack or row.reply or b""
         return Received(row.reply or b"", application, row.status, row.id, duplicate=True)
 
-    async def _prepared(self, tenant: Tenant, bundle: dict[str, Any]) -> list[_Item]:
-        """Validate and index every resource of the mapped Bundle (rule 5); raises CareweaveError.
-
-        Feeds repeat most of what they say (the facility, the sending application, clinicians,
-        locations, an unchanged patient): a resource seen recently with the same content, for the
-        same tenant settings and search parameters, reuses its validated, indexed form."""
-        profiles = bool(tenant.setting("validate_profiles", False))
-        scope = (tenant.key, tenant.params_generation, profiles)
-        got: dict[bytes, writes.Prepared] = {}  # held here: others may evict them meanwhile
-        contents = []
-        missing: dict[bytes, dict[str, Any]] = {}
-        for entry in bundle["entry"]:
-            resource = entry["resource"]
-            content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-            contents.append(content)
-            known = self._recent.get((scope, content))
-            if known is not None:
-                got[content] = known
-            elif content not in missing:
-                check_type(self.services, resource.get("resourceType"))
-                check_id(resource.get("id"))
-                missing[content] = resource
-        if missing:
-            if self._pool is not None and tenant.params_generation == 0:
-                found = await self._in_pool(list(missing.items()), profiles)
-            else:
-                request = Request(tenant=tenant, method="PUT")
-                found = [await prepare(self.services, request, r) for r in missing.values()]
-            for content, prepared in zip(missing, found, strict=True):
-                got[content] = prepared
-                if len(self._recent) >= _RECENT:
-                    del self._recent[next(iter(self._recent))]  # the oldest
-                self._recent[(scope, content)] = prepared
-        return [(got[content], content) for content in contents]
-
-    async def _in_pool(
-        self, items: list[tuple[bytes, dict[str, Any]]], profiles: bool
-    ) -> list[writes.Prepared]:
-        assert self._pool is not None
-        results = await self._pool.prepare([content for content, _ in items], profiles)
-        out = []
-        for (_, resource), result in zip(items, results, strict=True):
-            if isinstance(result, list):  # refused: the same error prepare() raises
-                errors = [i for i in result if i.is_error]
-                code = "CW-3002" if all(i.details == "CW-3002" for i in errors) else "CW-3001"
-                raise CareweaveError(code, f"{len(errors)} validation error(s)", result)
-            out.append(writes.Prepared(resource["resourceType"], resource, result))
-        return out
-
-    async def _original(self, tenant: Tenant, work: _Work) -> Received:
+    async def _original(self, tenant: Tenant, work: Work) -> Received:
         """Rule 2: the row and the resources in one transaction."""
-        assert work.bundle is not None
         try:
-            prepared = await self._prepared(tenant, work.bundle)
+            prepared = await self._resources.prepared(tenant, work.bundle, work.mapped)
         except Exception as exc:  # validation (CareweaveError) or a bug: the error queue
             return await self._refuse(tenant, work, exc)
         reply, application = self._acks(work, ACCEPTED)
         new = self._new(tenant, work, PROCESSED, None, reply)
 
-        known = self._stored
+        known, remake = self._resources.stored, await self._resources.remaker(tenant)
 
-        def job(conn: Sql, tx: Transaction) -> tuple[InboxRow | int, list[_Written]]:
+        def job(conn: Sql, tx: Transaction) -> tuple[InboxRow | int, list[Written]]:
             claimed = _claim(conn, new)
             if isinstance(claimed, InboxRow):
                 return claimed, []
@@ -397,7 +290,7 @@ class Gateway:
                 claimed = -claimed
                 sql.set_outcome(conn, new.tid, claimed, status=PROCESSED, reason=None, reply=reply,
                                 app_ack=None, app_ack_state=None, now_ms=tx.now_ms)  # fmt: skip
-            return claimed, _store(tx, prepared, known)
+            return claimed, store(tx, prepared, known, remake)
 
         try:
             done, written = await self.services.store.sql_write_tenant(tenant, job)
@@ -407,10 +300,10 @@ class Gateway:
             return await self._refuse(tenant, work, exc)
         if isinstance(done, InboxRow):
             return self._duplicate(done)
-        self._remember(written)
+        self._resources.remember(written)
         return Received(reply, application, PROCESSED, done)
 
-    async def _receipt(self, tenant: Tenant, work: _Work) -> InboxRow | int:
+    async def _receipt(self, tenant: Tenant, work: Work) -> InboxRow | int:
         """Rule 3's first commit: the raw message, ``received``; a duplicate's row, or the id."""
         new = self._new(tenant, work, RECEIVED)
 
@@ -420,7 +313,7 @@ class Gateway:
 
         return await self.services.store.sql_write(receipt)
 
-    async def _enhanced(self, tenant: Tenant, work: _Work, ticket: Ticket) -> tuple[Received, bool]:
+    async def _enhanced(self, tenant: Tenant, work: Work, ticket: Ticket) -> tuple[Received, bool]:
         """Rule 3: commit the raw message and answer the commit ACK at once; processing follows
         in its own task, which takes over the message's place in line (True when it did)."""
         await self._backlog.acquire()  # received but not yet processed: bounded
@@ -441,7 +334,7 @@ class Gateway:
         task.add_done_callback(self._processing.discard)
         return Received(reply, b"", RECEIVED, done), True
 
-    async def _process_later(self, tenant: Tenant, work: _Work, id: int, ticket: Ticket) -> None:
+    async def _process_later(self, tenant: Tenant, work: Work, id: int, ticket: Ticket) -> None:
         try:
             await self._locks.wait(ticket)
             await self._process(tenant, work, id)
@@ -452,41 +345,41 @@ class Gateway:
             self._in_flight.discard(id)
             self._backlog.release()
 
-    async def _enhanced_now(self, tenant: Tenant, work: _Work) -> Received:
+    async def _enhanced_now(self, tenant: Tenant, work: Work) -> Received:
         """Rule 3 with the processing awaited (``POST /hl7v2``: the answer is the application ACK)."""
         done = await self._receipt(tenant, work)
         if isinstance(done, InboxRow):
             return self._duplicate(done)
         return await self._process(tenant, work, done)
 
-    async def _process(self, tenant: Tenant, work: _Work, id: int) -> Received:
+    async def _process(self, tenant: Tenant, work: Work, id: int) -> Received:
         """Process a stored message (enhanced mode, recovery, replay): resources and the final
         status in one transaction, or the error status and its reason."""
         outcome: Outcome = ACCEPTED
-        prepared: list[_Item] = []
-        if work.failure is not None or work.bundle is None:
+        prepared: list[Item] = []
+        if not work.ready:
             outcome = outcome_of(work.failure or Hl7v2Error("no mapping"))
         else:
             try:
-                prepared = await self._prepared(tenant, work.bundle)
+                prepared = await self._resources.prepared(tenant, work.bundle, work.mapped)
             except Exception as exc:  # validation (CareweaveError) or a bug: the error queue
                 outcome = outcome_of(exc)
         reply, application = self._acks(work, outcome)
         app_state = self._app_ack_state(work, outcome)
         status = PROCESSED if outcome.accepted else (
             REJECTED if outcome.category is Category.UNSUPPORTED_MEDIA else ERROR)  # fmt: skip
-        reason = None if outcome.accepted else _reason(outcome)
+        reason = None if outcome.accepted else failure_reason(outcome)
 
-        known = self._stored
+        known, remake = self._resources.stored, await self._resources.remaker(tenant)
 
-        def job(conn: Sql, tx: Transaction) -> list[_Written]:
+        def job(conn: Sql, tx: Transaction) -> list[Written]:
             sql.set_outcome(conn, tenant.key, id, status=status, reason=reason, reply=reply,
                             app_ack=application if app_state else None, app_ack_state=app_state,
                             now_ms=tx.now_ms)  # fmt: skip
-            return _store(tx, prepared, known)
+            return store(tx, prepared, known, remake)
 
         try:
-            self._remember(await self.services.store.sql_write_tenant(tenant, job))
+            self._resources.remember(await self.services.store.sql_write_tenant(tenant, job))
         except Exception as exc:
             if (isinstance(exc, CareweaveError) and exc.category is Category.BUSY) or not prepared:
                 raise  # the row stays received: recovery or a resend processes it
@@ -495,30 +388,22 @@ class Gateway:
         self._deliver(tenant, work, id, application, app_state)
         return Received(reply, application, status, id)
 
-    def _remember(self, written: list[_Written]) -> None:
-        """After a commit: the versions this gateway now knows the content of (see _store)."""
-        for key, version, content in written:
-            self._stored.pop(key, None)
-            if len(self._stored) >= _STORED:
-                del self._stored[next(iter(self._stored))]  # the oldest
-            self._stored[key] = (version, content)
-
-    async def _fail_stored(self, tenant: Tenant, work: _Work, id: int, exc: Exception) -> Received:
+    async def _fail_stored(self, tenant: Tenant, work: Work, id: int, exc: Exception) -> Received:
         outcome = outcome_of(exc)
         reply, application = self._acks(work, outcome)
         app_state = self._app_ack_state(work, outcome)
 
         def job(conn: Sql) -> None:
-            sql.set_outcome(conn, tenant.key, id, status=ERROR, reason=_reason(outcome), reply=reply,
+            sql.set_outcome(conn, tenant.key, id, status=ERROR, reason=failure_reason(outcome), reply=reply,
                             app_ack=application if app_state else None, app_ack_state=app_state,
-                            now_ms=_now_ms())  # fmt: skip
+                            now_ms=now_ms())  # fmt: skip
 
         await self.services.store.sql_write(job)
         self._deliver(tenant, work, id, application, app_state)
         return Received(reply, application, ERROR, id)
 
     # -- application ACKs (enhanced mode) ----------------------------------------------------------
-    def _app_ack_state(self, work: _Work, outcome: Outcome) -> str | None:
+    def _app_ack_state(self, work: Work, outcome: Outcome) -> str | None:
         """``pending`` when the sender asked for an application ACK and a route says where to send
         it, ``kept`` when it asked and there is no return address, None when it did not ask."""
         message = work.message
@@ -527,40 +412,48 @@ class Gateway:
         route = self._routes.get(work.facility)
         return "pending" if route is not None and route.ack_host and route.ack_port else "kept"
 
-    def _deliver(self, tenant: Tenant, work: _Work, id: int, ack: bytes, state: str | None) -> None:
-        if state != "pending":
-            return
-        route = self._routes.get(work.facility)
-        if route is None or not route.ack_host or not route.ack_port:
-            return
-        task = asyncio.create_task(self._send_app_ack(tenant, id, route.ack_host, route.ack_port, ack))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+    def _deliver(self, tenant: Tenant, work: Work, id: int, ack: bytes, state: str | None) -> None:
+        if state == "pending":
+            self._acks_out.send(tenant, id, work.facility, ack)
 
-    async def _send_app_ack(self, tenant: Tenant, id: int, host: str, port: int, ack: bytes) -> None:
-        async with self._delivery_slots:
-            try:
-                await asyncio.wait_for(_push(host, port, ack), self.config.ack_timeout)
-                state = "sent"
-            except (OSError, TimeoutError) as exc:
-                log.warning("application ACK of hl7v2 message %d not delivered: %s", id, exc)
-                state = "failed"
-        await self.services.store.sql_write(
-            lambda conn: sql.set_app_ack_state(conn, tenant.key, id, state, _now_ms())
-        )
+    async def resend_ack(self, tenant: Tenant, id: int) -> InboxRow:
+        """An operator's resend of a message's application ACK (delivery.py rule 2): the first
+        attempt is awaited, retries follow with backoff; the row after the first attempt."""
+        row = await self.message(tenant, id)
+        if row.app_ack is None:
+            raise error("CW-7004", f"message {id} has no application ACK to send")
+        if await self._return_address(row.facility) is None:
+            raise error("CW-7004", f"no return address for facility {row.facility!r}: set one with a route")
+        await self._acks_out.send_now(tenant, id, row.facility, row.app_ack)
+        return await self.message(tenant, id)
+
+    async def ack_delivery(self, tenant: Tenant, id: int) -> AckDelivery | None:
+        """The attempts made to deliver a message's application ACK, if any."""
+        return await self.services.store.sql_read(lambda conn: sql.ack_delivery(conn, tenant.key, id))
+
+    async def _return_address(self, facility: str) -> tuple[str, int] | None:
+        await self._load_routes()
+        route = self._routes.get(facility)
+        if route is None or not route.ack_host or not route.ack_port:
+            return None
+        return route.ack_host, route.ack_port
 
     async def drain(self) -> None:
-        """Wait for enhanced-mode processing and application ACK deliveries (shutdown, tests)."""
-        while self._processing or self._deliveries:
-            await asyncio.gather(*self._processing, *self._deliveries, return_exceptions=True)
+        """Wait for enhanced-mode processing and first application ACK attempts (shutdown, tests)."""
+        while self._processing:
+            await asyncio.gather(*self._processing, return_exceptions=True)
+        await self._acks_out.drain()
 
     # -- routing ------------------------------------------------------------------------------------
-    async def _tenant_for(self, facility: str) -> Tenant:
+    async def _load_routes(self) -> None:
         now = time.monotonic()
         if now >= self._routes_until:
             found = await self.services.store.sql_read(sql.routes)
             self._routes = {r.facility: r for r in found}
             self._routes_until = now + self.config.route_cache_seconds
+
+    async def _tenant_for(self, facility: str) -> Tenant:
+        await self._load_routes()
         route = self._routes.get(facility)
         if route is not None:
             tenant = await self.services.store.tenant_by_key(route.tid)
@@ -599,10 +492,17 @@ class Gateway:
 
     # -- the error queue, replay and recovery -----------------------------------------------------------
     async def messages(
-        self, tenant: Tenant, statuses: tuple[str, ...] = (), before_id: int | None = None, limit: int = 100
+        self,
+        tenant: Tenant,
+        statuses: tuple[str, ...] = (),
+        before_id: int | None = None,
+        limit: int = 100,
+        ack_states: tuple[str, ...] = (),
     ) -> list[InboxRow]:
         return await self.services.store.sql_read(
-            lambda conn: sql.list_rows(conn, tenant.key, statuses, before_id=before_id, limit=limit)
+            lambda conn: sql.list_rows(
+                conn, tenant.key, statuses, before_id=before_id, limit=limit, ack_states=ack_states
+            )
         )
 
     async def message(self, tenant: Tenant, id: int) -> InboxRow:
@@ -620,10 +520,8 @@ class Gateway:
         raw = row.raw
         if corrected is not None:
             raw = corrected
-            await self.services.store.sql_write(
-                lambda conn: sql.set_raw(conn, tenant.key, id, raw, _now_ms())
-            )
-        work = _study(raw, row.source, self._options)
+            await self.services.store.sql_write(lambda conn: sql.set_raw(conn, tenant.key, id, raw, now_ms()))
+        work = study(raw, row.source, self._options)
         async with self._locks.hold(work.keys):
             await self._process(tenant, work, id)
         log.info("hl7v2 message %d replayed", id)
@@ -638,7 +536,7 @@ class Gateway:
                 if not rows:
                     break
                 for row in rows:
-                    work = _study(row.raw, row.source, self._options)
+                    work = study(row.raw, row.source, self._options)
                     async with self._locks.hold(work.keys):
                         await self._process(tenant, work, row.id)
                     done += 1
@@ -650,10 +548,18 @@ class Gateway:
         return await self.services.store.sql_read(lambda conn: sql.unfinished(conn, tenant.key, limit))
 
     async def start(self) -> None:
-        """Start the worker processes (when there are any) and recover unfinished messages."""
+        """Start the worker processes (when there are any) and recover unfinished messages.
+
+        What was built before (definitions, validators, indexers) lives as long as the process:
+        it is moved out of the garbage collector's sight (``gc.freeze``), so that full
+        collections, frequent under the gateway's allocation rate, no longer walk it."""
+        gc.freeze()
         if self._pool is not None:
             await self._pool.start()
         await self.recover()
+        resumed = await self._acks_out.resume(list(await self.services.store.tenants()))
+        if resumed:
+            log.info("%d application ACKs to deliver again", resumed)
 
     async def close(self, grace: float = 10.0) -> None:
         """Let processing in flight finish (``grace`` seconds at most: what is left stays
@@ -664,10 +570,7 @@ class Gateway:
             task.cancel()
         if self._pool is not None:
             self._pool.close()
-        for task in list(self._deliveries):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*list(self._deliveries), return_exceptions=True)
+        await self._acks_out.close()
 
 
 def _claim(conn: Sql, new: NewMessage) -> InboxRow | int:
@@ -687,36 +590,3 @@ def _claim(conn: Sql, new: NewMessage) -> InboxRow | int:
         sql.reopen(conn, new.tid, found.id, new.raw, new.received_ms)
         return -found.id
     return found
-
-
-def _store(tx: Transaction, items: list[_Item], known: Mapping[_Key, tuple[int, bytes]]) -> list[_Written]:
-    """PUT each resource (``writes.update``: versions, meta, index rows, the change log); returns
-    what now stands where. A resource whose stored version is one this gateway wrote or saw with
-    the same content is left alone without reading its body (``writes.update`` would find it
-    unchanged too, at the cost of parsing and re-serialising it)."""
-    out = []
-    for prepared, content in items:
-        id = prepared.resource["id"]
-        key = (tx.tenant.key, prepared.type, id)
-        seen = known.get(key)
-        if seen is not None and seen[1] == content:
-            current = tx.current(prepared.type, id)
-            if current is not None and not current.deleted and current.version == seen[0]:
-                continue
-        outcome = writes.update(tx, prepared, id)
-        if outcome.stored is not None:
-            out.append((key, outcome.stored.version, content))
-    return out
-
-
-async def _push(host: str, port: int, payload: bytes) -> None:
-    """Deliver one frame (an application ACK) over a new connection; an ACK is not acknowledged,
-    so nothing is awaited but the write itself."""
-    _, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(frame(payload))
-        await writer.drain()
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()

@@ -11,27 +11,63 @@ Rules:
    never touches the store.
 3. Tenants with their own search parameters are prepared in the parent (their indexer differs);
    ``validate_profiles`` travels with each call.
+4. :func:`map_and_prepare` does the whole pure part of a message in the worker: parse, map,
+   validate and index (about 80% of the gateway's CPU per message), so the parent keeps only
+   the sockets, the ordering, the writes and the ACKs. A worker remembers what it validated and
+   indexed by content (``_RECENT`` resources) and sends the index rows of a resource it has sent
+   before as None: the parent has them cached, or prepares that resource itself (never stores
+   anything unvalidated).
+5. Objects built at start-up are moved out of the garbage collector's sight (``gc.freeze``): the
+   definitions are large and never freed, and full collections walking them cost more than the
+   work between them.
+6. Each worker has one pipe, which the parent's event loop reads (``add_reader``): a request is
+   one write, a result one read, with no executor threads competing for the parent's GIL. At
+   most ``_IN_FLIGHT`` requests of at most ``MAX_REQUEST`` bytes wait on a worker, so the parent
+   never blocks writing to a pipe. A worker that dies fails its requests with
+   :class:`WorkerGone` and the parent does that work itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import itertools
+import logging
 import multiprocessing
+import pickle
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 import orjson
 
-from careweave.errors import Issue
+from careweave.errors import Category, Issue
+from careweave.hl7v2.errors import Hl7v2Error, Location
+from careweave.hl7v2.mapping import MapOptions, map_message
+from careweave.hl7v2.message import parse
 from careweave.interactions.context import Validate
 from careweave.search.index import IndexRows
 from careweave.search.indexer import Indexer
 from careweave.store.base import Tenant
 
-__all__ = ["Parts", "PreparePool", "init_worker", "prepare_resources"]
+__all__ = [
+    "Mapped",
+    "Parts",
+    "PreparePool",
+    "WorkerGone",
+    "init_worker",
+    "map_and_prepare",
+    "prepare_resources",
+]
+
+log = logging.getLogger("careweave.gateway")
 
 Prepared = IndexRows | list[Issue]
+_RECENT = 4096  # resources a worker remembers as validated and indexed, by content
+_IN_FLIGHT = 2  # requests sent to one worker and not answered yet, at most (rule 6)
 
 
 Parts = tuple[Validate, Indexer]
@@ -43,6 +79,25 @@ class _Worker:
     validate: Validate
     indexer: Indexer
     tenants: dict[bool, Tenant]
+    recent: dict[tuple[bool, bytes], Prepared]
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """What a worker made of one message (rule 4): ``entries`` are (request URL, content as
+    sorted JSON, index rows, the issues that refuse it, or None when this worker sent the rows
+    before), or ``failure`` the fields of the :class:`Hl7v2Error` that stopped the mapping."""
+
+    entries: list[tuple[str, bytes, Prepared | None]]
+    failure: tuple[str, str, Category, Location | None] | None = None
+
+    def error(self) -> Exception | None:
+        if self.failure is None:
+            return None
+        diagnostics, code, category, location = self.failure
+        if category is Category.FAULT:
+            return RuntimeError(diagnostics)  # a mapper bug: answered as an internal error
+        return Hl7v2Error(diagnostics, code, category, location)
 
 
 _worker: _Worker | None = None  # one per worker process, set by init_worker
@@ -52,7 +107,8 @@ def init_worker(build: Callable[[], Parts]) -> None:
     global _worker
     validate, indexer = build()
     tenants = {flag: Tenant(0, "", {"validate_profiles": flag}) for flag in (False, True)}
-    _worker = _Worker(validate, indexer, tenants)
+    _worker = _Worker(validate, indexer, tenants, {})
+    gc.freeze()  # rule 5
 
 
 def prepare_resources(items: Sequence[bytes], validate_profiles: bool) -> list[Prepared]:
@@ -70,29 +126,159 @@ def prepare_resources(items: Sequence[bytes], validate_profiles: bool) -> list[P
     return out
 
 
+def map_and_prepare(raw: bytes, options: MapOptions, validate_profiles: bool) -> Mapped:
+    """Rule 4: parse, map, validate and index one message."""
+    assert _worker is not None, "init_worker was not run"
+    try:
+        bundle = map_message(parse(raw), options)
+    except Hl7v2Error as exc:
+        return Mapped([], (exc.diagnostics, exc.code, exc.category, exc.location))
+    except Exception as exc:  # a mapper bug: the message goes to the error queue, not lost
+        log.error("mapping raised %s", type(exc).__name__)
+        return Mapped([], (type(exc).__name__, "207", Category.FAULT, None))
+    tenant = _worker.tenants[validate_profiles]
+    recent = _worker.recent
+    entries: list[tuple[str, bytes, Prepared | None]] = []
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+        known = recent.get((validate_profiles, content))
+        if known is not None:
+            entries.append((entry["request"]["url"], content, known if isinstance(known, list) else None))
+            continue
+        issues = _worker.validate(resource, tenant)
+        prepared: Prepared = issues if any(i.is_error for i in issues) else _worker.indexer.index(resource)
+        if len(recent) >= _RECENT:
+            del recent[next(iter(recent))]  # the oldest
+        recent[(validate_profiles, content)] = prepared
+        entries.append((entry["request"]["url"], content, prepared))
+    return Mapped(entries)
+
+
+def _serve(conn: Connection, build: Callable[[], Parts]) -> None:
+    """A worker process's loop (rule 6): requests in, results out, until the pipe closes."""
+    init_worker(build)
+    conn.send_bytes(b"ready")
+    calls: dict[str, Callable[..., Any]] = {"map": map_and_prepare, "prepare": prepare_resources}
+    while True:
+        try:
+            seq, name, args = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        try:
+            reply = (seq, True, calls[name](*args))
+        except Exception as exc:  # a bug: the caller gets an error, the worker goes on
+            reply = (seq, False, type(exc).__name__)
+        conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@dataclass(slots=True)
+class _Link:
+    """The parent's end of one worker."""
+
+    process: BaseProcess
+    conn: Connection
+    slots: asyncio.Semaphore
+    futures: dict[int, asyncio.Future[Any]]
+    alive: bool = True
+
+
+class WorkerGone(RuntimeError):
+    """No worker can take the request (they died or were closed): do the work in-process."""
+
+
 class PreparePool:
-    """``workers`` spawned processes running :func:`prepare_resources`."""
+    """``workers`` spawned processes running :func:`map_and_prepare` and :func:`prepare_resources`
+    (rule 6: one pipe each, read by the event loop; no executor threads)."""
+
+    MAX_REQUEST = 24 * 1024  # larger messages are mapped in the parent (a pipe never fills up)
 
     def __init__(self, workers: int, build: Callable[[], Parts]) -> None:
         """``build`` runs in each worker (a module-level function: it is pickled by name)."""
-        self._pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(build,),
-        )
         self.workers = workers
+        self._build = build
+        self._links: list[_Link] = []
+        self._seq = itertools.count()
 
     async def start(self) -> None:
         """Start every worker now (each loads the definitions) rather than on the first message."""
+        context = multiprocessing.get_context("spawn")
         loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(loop.run_in_executor(self._pool, prepare_resources, [], False) for _ in range(self.workers))
-        )
+        for _ in range(self.workers):
+            parent, child = context.Pipe(duplex=True)
+            process = context.Process(target=_serve, args=(child, self._build), daemon=True)
+            process.start()
+            child.close()
+            self._links.append(_Link(process, parent, asyncio.Semaphore(_IN_FLIGHT), {}))
+        for link in self._links:
+            ready = await loop.run_in_executor(None, link.conn.recv_bytes)
+            if ready != b"ready":  # pragma: no cover - a worker that cannot start raises earlier
+                raise WorkerGone("a gateway worker did not start")
+            loop.add_reader(link.conn.fileno(), self._readable, link)
 
     async def prepare(self, items: Sequence[bytes], validate_profiles: bool) -> list[Prepared]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, prepare_resources, list(items), validate_profiles)
+        result: list[Prepared] = await self._call("prepare", (list(items), validate_profiles))
+        return result
+
+    async def map_and_prepare(self, raw: bytes, options: MapOptions, validate_profiles: bool) -> Mapped:
+        result: Mapped = await self._call("map", (raw, options, validate_profiles))
+        return result
+
+    async def _call(self, name: str, args: tuple[Any, ...]) -> Any:
+        live = [link for link in self._links if link.alive]
+        if not live:
+            raise WorkerGone("no gateway worker is running")
+        link = min(live, key=lambda k: len(k.futures))
+        async with link.slots:
+            if not link.alive:
+                raise WorkerGone("the gateway worker stopped")
+            seq = next(self._seq)
+            future = asyncio.get_running_loop().create_future()
+            link.futures[seq] = future
+            try:
+                link.conn.send_bytes(pickle.dumps((seq, name, args), protocol=pickle.HIGHEST_PROTOCOL))
+                return await future
+            except OSError as exc:
+                self._lost(link)
+                raise WorkerGone("the gateway worker stopped") from exc
+            finally:
+                link.futures.pop(seq, None)
+
+    def _readable(self, link: _Link) -> None:
+        try:
+            seq, ok, result = pickle.loads(link.conn.recv_bytes())
+        except (EOFError, OSError):
+            self._lost(link)
+            return
+        future = link.futures.pop(seq, None)
+        if future is None or future.done():
+            return
+        if ok:
+            future.set_result(result)
+        else:
+            future.set_exception(RuntimeError(f"gateway worker: {result}"))
+
+    def _lost(self, link: _Link) -> None:
+        if not link.alive:
+            return
+        link.alive = False
+        log.error("a gateway worker process stopped (exit code %s)", link.process.exitcode)
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(link.conn.fileno())
+        for future in link.futures.values():
+            if not future.done():
+                future.set_exception(WorkerGone("the gateway worker stopped"))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for link in self._links:
+            if link.alive:
+                link.alive = False
+                with contextlib.suppress(Exception):
+                    asyncio.get_running_loop().remove_reader(link.conn.fileno())
+            link.conn.close()  # the worker reads EOF and ends
+        for link in self._links:
+            link.process.join(5)
+            if link.process.is_alive():
+                link.process.terminate()
+                link.process.join(5)
+        self._links = []

@@ -240,8 +240,8 @@ def _charset_field(header: Segment | None) -> str:
     """MSH-18 of the source, when it names a character set we can write (else empty: ASCII)."""
     if header is None:
         return ""
-    value = header.get(18).strip().upper()
-    return header.raw(18) if value in CHARSETS else ""
+    raw = header.raw(18)  # as written: the ACK must read back with the same declaration
+    return raw if raw.strip().upper() in CHARSETS else ""
 
 
 def _timestamp(when: datetime) -> str:

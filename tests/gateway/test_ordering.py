@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from careweave.gateway.ordering import KeyedLocks
+from careweave.gateway.ordering import KeyedLocks, Turnstile
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +89,37 @@ async def test_a_cancelled_waiter_gives_up_its_place() -> None:
     gate.set()
     await asyncio.gather(t1, t3)
     assert order == ["next"] and len(locks) == 0
+
+
+async def test_the_turnstile_lets_numbers_through_in_order() -> None:
+    """ordering.py rule 4: work finishing out of order still enters in arrival order."""
+    turnstile = Turnstile()
+    entered: list[int] = []
+    numbers = [turnstile.take() for _ in range(4)]
+
+    async def arrive(number: int, delay: int) -> None:
+        for _ in range(delay):  # finishes its own work after the others
+            await asyncio.sleep(0)
+        async with turnstile.turn(number):
+            entered.append(number)
+
+    await asyncio.gather(*(arrive(n, d) for n, d in zip(numbers, (6, 0, 3, 1), strict=True)))
+    assert entered == numbers
+
+
+async def test_a_number_given_up_does_not_block_the_next() -> None:
+    turnstile = Turnstile()
+    first, second, third = turnstile.take(), turnstile.take(), turnstile.take()
+    entered: list[int] = []
+
+    async def arrive(number: int) -> None:
+        async with turnstile.turn(number):
+            entered.append(number)
+
+    waiting = asyncio.create_task(arrive(third))
+    stuck = asyncio.create_task(arrive(second))
+    await asyncio.sleep(0)
+    stuck.cancel()  # the connection went away while it waited
+    turnstile.give_up(first)  # failed before its turn (e.g. a routing error)
+    await asyncio.wait_for(waiting, 5)
+    assert entered == [third]

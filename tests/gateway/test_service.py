@@ -302,3 +302,23 @@ async def test_a_resource_changed_by_someone_else_is_written_again(mllp_port, cl
     await send_messages("127.0.0.1", mllp_port, [third])
     [same] = await search(client, "/fhir/Patient?identifier=RJ10012345")
     assert same["meta"]["versionId"] == "3"  # unchanged: no new version
+
+
+async def test_a_merge_outlives_later_messages_and_keeps_the_retired_demographics(mllp_port, client) -> None:
+    """A40 (ADT_A39): the retired record keeps what earlier messages said about it; a later A08
+    on the survivor keeps ``replaces`` (Patient.link, patient.html#links)."""
+    retired_a04 = corpus("adt_a04.hl7").replace(b"RJ10012345", b"RJ10099999")
+    retired_a04 = with_control_id(retired_a04.replace(b"19610417", b"19610418"), "OLD-1")
+    messages = [retired_a04, corpus("adt_a01.hl7"), corpus("adt_a40.hl7"), corpus("adt_a08.hl7")]
+    acks = await send_messages("127.0.0.1", mllp_port, messages)
+    assert [msa(a)[0] for a in acks] == ["AA"] * 4
+    [retired] = await search(client, "/fhir/Patient?identifier=RJ10099999")
+    [survivor] = await search(client, "/fhir/Patient?identifier=RJ10012345")
+    assert survivor["link"] == [{"other": {"reference": f"Patient/{retired['id']}"}, "type": "replaces"}]
+    assert retired["active"] is False
+    assert retired["link"] == [{"other": {"reference": f"Patient/{survivor['id']}"}, "type": "replaced-by"}]
+    assert retired["birthDate"] == "1961-04-18" and retired["name"][0]["given"][0] == "Eleanor"
+    assert retired["telecom"] and retired["address"]  # demographics from the A04, not MRG alone
+    assert retired["meta"]["versionId"] == "2"  # the A04's version, then the merge
+    linked = await search(client, f"/fhir/Patient?link=Patient/{retired['id']}")
+    assert [p["id"] for p in linked] == [survivor["id"]]

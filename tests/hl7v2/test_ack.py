@@ -183,3 +183,15 @@ def test_commit_acks(category, commit_code):
 
 def test_catalogue_is_not_needed_for_v2_errors():
     assert all(code.startswith("CW-") for code in CATALOGUE)
+
+
+def test_an_msh18_with_separators_inside_is_not_echoed() -> None:
+    """Found by the fuzz test: ``UNICODE&UTF-8`` reads as UNICODE (its first sub-component) but
+    was echoed whole, and the ACK could not be read back."""
+    from datetime import datetime
+
+    from careweave.hl7v2 import ACCEPTED, build_ack, parse
+
+    source = b"MSH|^~\\&|PAS|RJ1|CW|CW|20240101||ADT^A01^ADT_A01|1|P|2.5.1|||||GBR|UNICODE&UTF-8\rEVN|A01\r"
+    ack = build_ack(source, ACCEPTED, timestamp=datetime(2024, 1, 1), control_id="1")
+    assert parse(ack).msh.raw(18) == ""

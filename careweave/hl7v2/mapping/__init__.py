@@ -16,6 +16,8 @@ Rules:
    patient, visit, order or document update the same resources (snapshot semantics: what a
    message does not say is removed from the resource it PUTs).
 3. No clock, no I/O, no global state: the only input besides the message is :class:`MapOptions`.
+4. Merges (A40) must outlive later snapshots: whoever writes a mapped Patient passes it through
+   :func:`merge_patient` with the stored version (``adt_a39`` rule 5).
 """
 
 from __future__ import annotations
@@ -23,13 +25,22 @@ from __future__ import annotations
 from typing import Any
 
 from careweave.hl7v2.errors import Hl7v2Error, Location
+from careweave.hl7v2.mapping.adt_a39 import merge_patient
 from careweave.hl7v2.mapping.context import Context, MapOptions, resource_id
 from careweave.hl7v2.mapping.parties import organization
 from careweave.hl7v2.mapping.provenance import map_provenance
 from careweave.hl7v2.mapping.structure import MAPPERS, check_header, structure_of
 from careweave.hl7v2.message import Message
 
-__all__ = ["MAPPERS", "MapOptions", "check_header", "map_message", "resource_id", "structure_of"]
+__all__ = [
+    "MAPPERS",
+    "MapOptions",
+    "check_header",
+    "map_message",
+    "merge_patient",
+    "resource_id",
+    "structure_of",
+]
 
 
 def map_message(message: Message, options: MapOptions) -> dict[str, Any]:

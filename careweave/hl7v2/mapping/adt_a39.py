@@ -7,11 +7,17 @@ Rules:
 2. Each MRG-1 (prior patient identifier list) names a retired record of the same facility; its id
    is computed by the same record-key rule as any Patient, so it is the Patient earlier messages
    made. It is PUT with ``active: false``, the MRG-1 identifiers, the prior name MRG-7 if given,
-   and ``link`` type ``replaced-by`` pointing at the survivor. That PUT replaces the retired
-   record's current version; its earlier versions stay in its history.
+   and ``link`` type ``replaced-by`` pointing at the survivor; where the record is stored, the
+   writer keeps its demographics (rule 5).
 3. A PV1 with a visit number moves that visit to the survivor (its Encounter is PUT with the
    survivor as subject).
 4. MRG without an identifier is an error (101 at MRG-1).
+5. What a merge says outlives later messages: the service writes every mapped Patient through
+   :func:`merge_patient` with the stored version. The links stored stay (a later A08 on the
+   survivor keeps ``replaces``; a later message about a retired record keeps ``replaced-by`` and
+   ``active: false``); a retired record (a PUT carrying ``replaced-by``) keeps its stored
+   demographics and only gains ``active: false``, the link and any MRG identifier it lacked. A
+   retired record nobody stored before is written as the mapping says (rule 2).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from careweave.hl7v2.mapping.identifiers import patient_identifier
 from careweave.hl7v2.mapping.patient import record_key
 from careweave.hl7v2.message import Segment
 
-__all__ = ["map_adt_a39"]
+__all__ = ["map_adt_a39", "merge_patient"]
 
 Json = dict[str, Any]
 
@@ -70,3 +76,54 @@ def _retire(ctx: Context, mrg: Segment, survivor_ref: str) -> str:
     if f"Patient/{retired['id']}" == survivor_ref:
         return survivor_ref  # a merge into itself: nothing to retire
     return ctx.entries.put(retired)
+
+
+def merge_patient(mapped: Json, stored: Json | None) -> Json:
+    """The Patient to write for ``mapped`` when ``stored`` is the current version (rule 5);
+    ``mapped`` itself when the stored version adds nothing."""
+    if stored is None:
+        return mapped
+    stored_links = [link for link in stored.get("link", ()) if isinstance(link, dict)]
+    retiring = any(link.get("type") == "replaced-by" for link in mapped.get("link", ()))
+    if not retiring:
+        links = _union(mapped.get("link", []), stored_links)
+        if len(links) == len(mapped.get("link", ())):
+            return mapped
+        out = {**mapped, "link": links}
+        if stored.get("active") is False and "active" not in mapped and _retired(stored_links):
+            out["active"] = False  # a later message about a retired record does not revive it
+        return out
+    merged = {k: v for k, v in stored.items() if k != "meta"}
+    meta = {k: v for k, v in stored.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
+    if meta:
+        merged["meta"] = meta
+    merged["id"] = mapped["id"]
+    merged["active"] = False
+    merged["identifier"] = _union(stored.get("identifier", []), mapped.get("identifier", []))
+    for key in ("name", "managingOrganization"):
+        if key not in merged and key in mapped:
+            merged[key] = mapped[key]
+    merged["link"] = _union(mapped["link"], stored_links)
+    return merged
+
+
+def _retired(links: list[Json]) -> bool:
+    return any(link.get("type") == "replaced-by" for link in links)
+
+
+def _union(first: list[Json], then: list[Json]) -> list[Json]:
+    """``first``, then the items of ``then`` not in it (equal as JSON; links by other and type)."""
+    out = list(first)
+    for item in then:
+        if not any(_same(item, have) for have in out):
+            out.append(item)
+    return out
+
+
+def _same(a: Json, b: Json) -> bool:
+    if "other" in a and "other" in b:
+        same_other = a["other"].get("reference") == b["other"].get("reference")
+        return bool(same_other and a.get("type") == b.get("type"))
+    if "value" in a and "value" in b:  # identifiers
+        return bool(a.get("system") == b.get("system") and a["value"] == b["value"])
+    return a == b

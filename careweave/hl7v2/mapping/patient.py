@@ -14,7 +14,9 @@ Rules:
    (UK Core extension, NHS Data Dictionary codes), multiple birth PID-24/25, death PID-29/30.
 4. GP: PD1-3 (XON, ODS code in XON-10 or XON-3) -> an Organization, PD1-4 (XCN) -> a
    Practitioner, both in ``generalPractitioner``. NK1 -> ``Patient.contact``.
-5. The mapping is a snapshot: the PUT replaces what an earlier message said.
+5. The mapping is a snapshot: the PUT replaces what an earlier message said, except what a merge
+   said (``link``, and a retired record's demographics: ``adt_a39`` rule 5, applied by the
+   writer with the stored version).
 """
 
 from __future__ import annotations

@@ -12,7 +12,11 @@ Rules:
 3. ``hl7_route`` maps a sending facility (MSH-4, upper case) to a tenant, with an optional return
    address for application ACKs; like ``tenant`` it is a directory read across tenants, and a
    tenant's routes are removed with it.
-4. Every statement on ``hl7_message`` carries ``tid = ?``.
+4. Every statement on ``hl7_message`` and ``hl7_ack_delivery`` carries ``tid = ?``.
+5. ``hl7_ack_delivery`` (migration 2) records the delivery of an enhanced-mode application ACK:
+   attempts, when the next one is due, the last failure. The state itself stays in
+   ``hl7_message.app_ack_state``: ``pending`` (to be sent, or retrying), ``sent``, ``failed``
+   (every attempt failed: an operator may resend it), ``kept`` (no return address).
 """
 
 from __future__ import annotations
@@ -27,14 +31,18 @@ __all__ = [
     "MIGRATIONS",
     "NAME",
     "TENANT_TABLES",
+    "AckDelivery",
     "InboxRow",
     "NewMessage",
     "Route",
+    "ack_delivery",
     "counts",
     "find_key",
     "get",
     "insert",
     "list_rows",
+    "pending_acks",
+    "record_ack_attempt",
     "remove_route",
     "reopen",
     "routes",
@@ -78,8 +86,20 @@ CREATE TABLE hl7_route (
 )
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
-TENANT_TABLES: tuple[str, ...] = ("hl7_message", "hl7_route")
+_V2 = """
+CREATE TABLE hl7_ack_delivery (
+  tid INTEGER NOT NULL,
+  message_id INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  last_error TEXT
+);
+CREATE UNIQUE INDEX hl7_ack_delivery_key ON hl7_ack_delivery (tid, message_id)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+TENANT_TABLES: tuple[str, ...] = ("hl7_message", "hl7_route", "hl7_ack_delivery")
 
 _COLUMNS = (
     "id, tid, sender, facility, control_id, kind, status, received_ms, updated_ms, attempts, source, "
@@ -137,6 +157,17 @@ class InboxRow:
     reply: bytes | None
     app_ack: bytes | None
     app_ack_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AckDelivery:
+    """How the delivery of a message's application ACK went (rule 5)."""
+
+    message_id: int
+    attempts: int
+    next_ms: int
+    updated_ms: int
+    last_error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,14 +256,24 @@ def reopen(sql: Sql, tid: int, id: int, raw: bytes, now_ms: int) -> None:
 
 
 def list_rows(
-    sql: Sql, tid: int, statuses: Sequence[str], *, before_id: int | None = None, limit: int = 100
+    sql: Sql,
+    tid: int,
+    statuses: Sequence[str],
+    *,
+    before_id: int | None = None,
+    limit: int = 100,
+    ack_states: Sequence[str] = (),
 ) -> list[InboxRow]:
-    """A tenant's messages in these statuses (all when empty), newest first."""
+    """A tenant's messages in these statuses (all when empty) and application ACK states (any
+    when empty), newest first."""
     where = ["tid = ?"]
     params: list[Any] = [tid]
     if statuses:
         where.append(f"status IN ({', '.join('?' for _ in statuses)})")
         params.extend(statuses)
+    if ack_states:
+        where.append(f"app_ack_state IN ({', '.join('?' for _ in ack_states)})")
+        params.extend(ack_states)
     if before_id is not None:
         where.append("id < ?")
         params.append(before_id)
@@ -273,3 +314,34 @@ def set_route(sql: Sql, route: Route) -> None:
 
 def remove_route(sql: Sql, facility: str) -> bool:
     return bool(sql.execute("DELETE FROM hl7_route WHERE facility = ?", (facility,)).rowcount)
+
+
+def record_ack_attempt(
+    sql: Sql, tid: int, message_id: int, *, attempts: int, next_ms: int, error: str | None, now_ms: int
+) -> None:
+    """Rule 5: the number of attempts so far, when the next is due, the last failure (None: sent)."""
+    sql.execute(
+        "INSERT INTO hl7_ack_delivery (tid, message_id, attempts, next_ms, updated_ms, last_error) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tid, message_id) DO UPDATE SET "
+        "attempts = excluded.attempts, next_ms = excluded.next_ms, updated_ms = excluded.updated_ms, "
+        "last_error = excluded.last_error",
+        (tid, message_id, attempts, next_ms, now_ms, error),
+    )
+
+
+def ack_delivery(sql: Sql, tid: int, message_id: int) -> AckDelivery | None:
+    found = sql.execute(
+        "SELECT message_id, attempts, next_ms, updated_ms, last_error FROM hl7_ack_delivery "
+        "WHERE tid = ? AND message_id = ?",
+        (tid, message_id),
+    ).fetchone()
+    return None if found is None else AckDelivery(*found)
+
+
+def pending_acks(sql: Sql, tid: int, limit: int) -> list[tuple[InboxRow, AckDelivery | None]]:
+    """A tenant's application ACKs still to be delivered (``pending``), oldest first."""
+    rows = sql.execute(
+        f"SELECT {_COLUMNS} FROM hl7_message WHERE tid = ? AND app_ack_state = 'pending' ORDER BY id LIMIT ?",
+        (tid, limit),
+    ).fetchall()
+    return [(row, ack_delivery(sql, tid, row.id)) for row in map(_row, rows)]

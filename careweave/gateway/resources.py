@@ -1,0 +1,187 @@
+"""What the gateway writes: the resources a message maps to, validated and indexed (here or by a
+worker process), remembered by content, and PUT inside the message's transaction.
+
+Rules:
+1. Every resource is validated and indexed as the FHIR API would (``prepare``); a refusal is the
+   error ``prepare`` raises. Feeds repeat most of what they say (the facility, the sending
+   application, clinicians, locations, an unchanged patient): a resource seen recently with the
+   same content, for the same tenant settings and search parameters, reuses its validated,
+   indexed form (``_RECENT`` of them).
+2. :func:`store` PUTs each resource (``writes.update``: versions, meta, index rows, the change
+   log). A resource whose stored version is one this gateway wrote with the same mapped content
+   is left alone without reading its body (``writes.update`` would find it unchanged too, at the
+   cost of parsing it); :meth:`Resources.remember` keeps those versions after each commit
+   (``_STORED`` of them). A change through the FHIR API changes the version, so the next message
+   writes again (snapshot semantics).
+3. A Patient is merged with its stored version first (``merge_patient``: links and retired
+   records outlive later messages), and validated and indexed again, inside the write job, when
+   that changed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from careweave.errors import CareweaveError
+from careweave.gateway.workers import Mapped
+from careweave.hl7v2.mapping import merge_patient
+from careweave.interactions.common import check_id, check_type, prepare
+from careweave.interactions.context import Services
+from careweave.interactions.request import Request
+from careweave.store import writes
+from careweave.store.base import Tenant, Transaction
+
+__all__ = ["Item", "Remake", "Resources", "Written", "store"]
+
+_RECENT = 4096  # validated, indexed resources remembered by content (rule 1)
+_STORED = 50_000  # resources whose stored version and content are known (rule 2)
+Key = tuple[int, str, str]  # tenant key, resource type, id
+Item = tuple[writes.Prepared, bytes]  # a validated, indexed resource and its mapped content
+Written = tuple[Key, int, bytes]  # a resource, its version now, its content
+Remake = Callable[[dict[str, Any]], writes.Prepared]  # validate and index (in a write job)
+
+
+class Resources:
+    """The caches of rules 1 and 2, one per gateway."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._recent: dict[tuple[tuple[int, int, bool], bytes], writes.Prepared] = {}
+        self.stored: dict[Key, tuple[int, bytes]] = {}  # resource -> (version, mapped content)
+
+    async def prepared(
+        self, tenant: Tenant, bundle: dict[str, Any] | None, mapped: Mapped | None
+    ) -> list[Item]:
+        """Rule 1: validate and index what a message maps to (its Bundle, or a worker's results)."""
+        if mapped is not None:
+            return await self._prepared_mapped(tenant, mapped)
+        assert bundle is not None
+        return await self._prepared_here(tenant, bundle)
+
+    async def _prepared_mapped(self, tenant: Tenant, mapped: Mapped) -> list[Item]:
+        """A worker's results: index rows, a refusal, or None where the worker sent the rows
+        before (this process's cache has them, or the resource is prepared here)."""
+        profiles = bool(tenant.setting("validate_profiles", False))
+        scope = (tenant.key, tenant.params_generation, profiles)
+        got: dict[bytes, writes.Prepared] = {}
+        missing: list[bytes] = []
+        for url, content, result in mapped.entries:
+            if content in got:
+                continue
+            if isinstance(result, list):  # refused: the same error prepare() raises
+                errors = [i for i in result if i.is_error]
+                code = "CW-3002" if all(i.details == "CW-3002" for i in errors) else "CW-3001"
+                raise CareweaveError(code, f"{len(errors)} validation error(s)", result)
+            if result is None:
+                known = self._recent.get((scope, content))
+                if known is None:
+                    missing.append(content)
+                else:
+                    got[content] = known
+                continue
+            resource = orjson.loads(content)
+            check_id(resource.get("id"))
+            got[content] = prepared = writes.Prepared(url.partition("/")[0], resource, result)
+            self._keep(scope, content, prepared)
+        if missing:
+            request = Request(tenant=tenant, method="PUT")
+            for content in missing:
+                prepared = await prepare(self.services, request, orjson.loads(content))
+                got[content] = prepared
+                self._keep(scope, content, prepared)
+        return [(got[content], content) for _, content, _ in mapped.entries]
+
+    def _keep(self, scope: tuple[int, int, bool], content: bytes, prepared: writes.Prepared) -> None:
+        if len(self._recent) >= _RECENT:
+            del self._recent[next(iter(self._recent))]  # the oldest
+        self._recent[(scope, content)] = prepared
+
+    async def _prepared_here(self, tenant: Tenant, bundle: dict[str, Any]) -> list[Item]:
+        """Validate and index every resource of the mapped Bundle (rule 5); raises CareweaveError.
+
+        Feeds repeat most of what they say (the facility, the sending application, clinicians,
+        locations, an unchanged patient): a resource seen recently with the same content, for the
+        same tenant settings and search parameters, reuses its validated, indexed form."""
+        profiles = bool(tenant.setting("validate_profiles", False))
+        scope = (tenant.key, tenant.params_generation, profiles)
+        got: dict[bytes, writes.Prepared] = {}  # held here: others may evict them meanwhile
+        contents = []
+        missing: dict[bytes, dict[str, Any]] = {}
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+            contents.append(content)
+            known = self._recent.get((scope, content))
+            if known is not None:
+                got[content] = known
+            elif content not in missing:
+                check_type(self.services, resource.get("resourceType"))
+                check_id(resource.get("id"))
+                missing[content] = resource
+        if missing:
+            request = Request(tenant=tenant, method="PUT")
+            found = [await prepare(self.services, request, r) for r in missing.values()]
+            for content, prepared in zip(missing, found, strict=True):
+                got[content] = prepared
+                self._keep(scope, content, prepared)
+        return [(got[content], content) for content in contents]
+
+    async def remaker(self, tenant: Tenant) -> Remake:
+        """Validation and indexing for a write job (a Patient merged with its stored version)."""
+        indexer = (await self.services.search.of(tenant)).indexer
+        validate = self.services.validate
+
+        def remake(resource: dict[str, Any]) -> writes.Prepared:
+            issues = validate(resource, tenant)
+            errors = [i for i in issues if i.is_error]
+            if errors:
+                code = "CW-3002" if all(i.details == "CW-3002" for i in errors) else "CW-3001"
+                raise CareweaveError(code, f"{len(errors)} validation error(s)", issues)
+            return writes.Prepared(resource["resourceType"], resource, indexer.index(resource))
+
+        return remake
+
+    def remember(self, written: list[Written]) -> None:
+        """After a commit: the versions this gateway now knows the content of (rule 2)."""
+        for key, version, content in written:
+            self.stored.pop(key, None)
+            if len(self.stored) >= _STORED:
+                del self.stored[next(iter(self.stored))]  # the oldest
+            self.stored[key] = (version, content)
+
+
+def store(
+    tx: Transaction, items: list[Item], known: Mapping[Key, tuple[int, bytes]], remake: Remake
+) -> list[Written]:
+    """PUT each resource (``writes.update``: versions, meta, index rows, the change log); returns
+    what now stands where. A resource whose stored version is one this gateway wrote or saw with
+    the same content is left alone without reading its body (``writes.update`` would find it
+    unchanged too, at the cost of parsing and re-serialising it). A Patient is merged with its
+    stored version first (links and retired records outlive later messages: ``merge_patient``)."""
+    out = []
+    for prepared, content in items:
+        id = prepared.resource["id"]
+        key = (tx.tenant.key, prepared.type, id)
+        seen = known.get(key)
+        if seen is not None and seen[1] == content:
+            current = tx.current(prepared.type, id)
+            if current is not None and not current.deleted and current.version == seen[0]:
+                continue
+        if prepared.type == "Patient":
+            prepared = _merged(tx, prepared, remake)
+        outcome = writes.update(tx, prepared, id)
+        if outcome.stored is not None:
+            out.append((key, outcome.stored.version, content))
+    return out
+
+
+def _merged(tx: Transaction, prepared: writes.Prepared, remake: Remake) -> writes.Prepared:
+    """The mapped Patient merged with the stored one, validated and indexed again if it changed."""
+    current = tx.current("Patient", prepared.resource["id"])
+    if current is None or current.deleted or current.body is None:
+        return prepared
+    merged = merge_patient(prepared.resource, orjson.loads(current.body))
+    return prepared if merged is prepared.resource else remake(merged)
