@@ -113,7 +113,24 @@ def main() -> None:
             f"{r['pairwise']['precision']:.5f}", f"{r['pairwise']['recall']:.4f}",
             str(r["people"]["wrongly_merged_persons"]), f"{r['people']['split_persons']:,}",
         )  # fmt: skip
-    Console(width=220).print(table)
+    console = Console(width=220)
+    console.print(table)
+    from careweave.mpi.evaluate import MISSED_REASONS
+
+    missed = Table(title="True pairs not linked, by reason (share of all true pairs)")
+    for column in ("records", "true pairs", "recall", "placeholder ceiling", "with review", *MISSED_REASONS,
+                   "worst weak wrong"):  # fmt: skip
+        missed.add_column(column, justify="right")
+    for r in results:
+        m = r["missed"]
+        total = m["true_pairs"] or 1
+        missed.add_row(
+            f"{r['records']:,}", f"{m['true_pairs']:,}", f"{r['pairwise']['recall']:.4f}",
+            f"{m['placeholder_ceiling']:.4f}", f"{r['pairwise']['recall_with_review']:.4f}",
+            *(f"{m['by_reason'][reason] / total:.4f}" for reason in MISSED_REASONS),
+            f"{m['worst_weakly_corroborated_wrong_pair']:.1f}",
+        )  # fmt: skip
+    console.print(missed)
     folder = Path(__file__).parent / "results"
     folder.mkdir(exist_ok=True)
     (folder / f"mpi-{int(time.time())}.json").write_text(json.dumps(results, indent=2) + "\n")

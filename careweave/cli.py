@@ -603,14 +603,32 @@ def _address(value: str) -> tuple[str, int]:
 @storage_options
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default 2575).")
-def mllp(data_dir: Path | None, database: str | None, host: str | None, port: int | None) -> None:
+@click.option("--tls-cert", default=None, help="PEM certificate chain: MLLP over TLS.")
+@click.option("--tls-key", default=None, help="PEM private key of --tls-cert (default: in that file).")
+@click.option("--tls-client-ca", default=None, help="PEM CA file: require client certificates it signed.")
+def mllp(
+    data_dir: Path | None,
+    database: str | None,
+    host: str | None,
+    port: int | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+) -> None:
     """Run the HL7 v2 MLLP listener alone (no HTTP API); stop it with Ctrl-C."""
     import signal
 
     from careweave.gateway import serve_mllp
-    from careweave.system import build_system
+    from careweave.system import build_system, mllp_tls
 
-    settings = _settings(data_dir=data_dir, database=database, mllp_host=host, mllp_port=port)
+    settings = _settings(
+        data_dir=data_dir, database=database, mllp_host=host, mllp_port=port,
+        mllp_tls_cert=tls_cert, mllp_tls_key=tls_key, mllp_tls_client_ca=tls_client_ca,
+    )  # fmt: skip
+    try:
+        tls = mllp_tls(settings)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise click.UsageError(f"cannot use the TLS certificate or key: {exc}") from None
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -622,8 +640,9 @@ def mllp(data_dir: Path | None, database: str | None, host: str | None, port: in
         try:
             await gateway.start()
             listen_port = settings.mllp_port or 2575
-            server = await serve_mllp(settings.mllp_host, listen_port, gateway.handle)
-            click.echo(f"careweave {__version__}: HL7 v2 MLLP on {settings.mllp_host}:{listen_port}")
+            server = await serve_mllp(settings.mllp_host, listen_port, gateway.handle, ssl_context=tls)
+            secure = " (TLS)" if tls is not None else ""
+            click.echo(f"careweave {__version__}: HL7 v2 MLLP{secure} on {settings.mllp_host}:{listen_port}")
             stop = asyncio.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -799,6 +818,43 @@ async def hl7_replay(
         failed += row.status != "processed"
         reason = f"\t{row.reason}" if row.reason and row.status != "processed" else ""
         click.echo(f"{row.id}\t{row.status}{reason}")
+    if failed:
+        raise SystemExit(1)
+
+
+@hl7.command("acks")
+@storage_options
+@click.option("--tenant", "tenant_name", default=None, help="Only this tenant (default: all).")
+@click.option("--state", default="failed,pending", show_default=True, help="Application ACK states.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@_with_gateway
+async def hl7_acks(system: Any, tenant_name: str | None, state: str, limit: int) -> None:
+    """List enhanced-mode application ACKs by delivery state: id, tenant, state, attempts, error."""
+    states = tuple(s for s in state.split(",") if s)
+    for tenant in await _hl7_tenants(system, tenant_name):
+        for row in await system.gateway.messages(tenant, (), None, limit, states):
+            delivery = await system.gateway.ack_delivery(tenant, row.id)
+            attempts, last = (delivery.attempts, delivery.last_error or "") if delivery else (0, "")
+            fields = (row.id, tenant.name, row.app_ack_state, attempts, row.kind, row.control_id, last)
+            click.echo("\t".join(map(str, fields)))
+
+
+@hl7.command("resend-ack")
+@storage_options
+@click.argument("ids", nargs=-1, required=True, type=int)
+@click.option("--tenant", "tenant_name", default=None, help="The messages' tenant (default: any).")
+@_with_gateway
+async def hl7_resend_ack(system: Any, ids: tuple[int, ...], tenant_name: str | None) -> None:
+    """Send the application ACKs of messages IDS again (exit 1 if one is not delivered now)."""
+    failed = 0
+    for id in ids:
+        tenant, _ = await _find_message(system, id, tenant_name)
+        try:
+            row = await system.gateway.resend_ack(tenant, id)
+        except CareweaveError as exc:
+            raise click.ClickException(str(exc)) from exc
+        failed += row.app_ack_state != "sent"
+        click.echo(f"{row.id}\t{row.app_ack_state}")
     if failed:
         raise SystemExit(1)
 

@@ -105,6 +105,7 @@ CATALOGUE: dict[str, tuple[Category, str, str]] = {
         "Unsupported HL7 v2 message type, version, processing id or character set",
     ),
     "CW-7003": (Category.NOT_FOUND, "not-found", "No such HL7 v2 message"),
+    "CW-7004": (Category.CONFLICT, "business-rule", "No application ACK or no return address to send it to"),
     "CW-8001": (Category.NOT_FOUND, "not-found", "Unknown or merged Person in the identity space"),
     "CW-8002": (Category.NOT_FOUND, "not-found", "The Patient is not known to the MPI here"),
     "CW-8003": (Category.CONFLICT, "business-rule", "Different verified NHS numbers: never linked"),

@@ -174,8 +174,11 @@ SETTINGS: tuple[Setting, ...] = (
         "hl7_workers",
         0,
         int,
-        "Processes validating and indexing what HL7 v2 messages map to (0: in the server process).",
+        "Processes mapping, validating and indexing HL7 v2 messages (0: in the server process).",
     ),
+    Setting("mllp_tls_cert", "", str, "PEM certificate chain for MLLP over TLS (empty: plain TCP)."),
+    Setting("mllp_tls_key", "", str, "PEM private key of mllp_tls_cert (empty: the key is in that file)."),
+    Setting("mllp_tls_client_ca", "", str, "PEM CA file: MLLP clients must present a certificate it signed."),
     # [mpi] settings
     Setting("mpi_enabled", True, _bool, "Match every Patient write into the master patient index (serve)."),
     Setting(
@@ -256,6 +259,9 @@ class Settings:
     mllp_host: str = "127.0.0.1"
     hl7_timezone: str = "Europe/London"
     hl7_workers: int = 0
+    mllp_tls_cert: str = ""
+    mllp_tls_key: str = ""
+    mllp_tls_client_ca: str = ""
     # [mpi] fields
     mpi_enabled: bool = True
     mpi_model: str = ""

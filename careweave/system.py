@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -32,7 +33,7 @@ from careweave.fhir import definitions, ukcore
 from careweave.fhir.elements import ElementModel
 from careweave.fhir.fhirpath import FhirPathEngine
 from careweave.fhir.validation import ProfileLibrary, Terminology, Validator
-from careweave.gateway import Gateway, GatewayConfig, Hl7v2Api, serve_mllp
+from careweave.gateway import Gateway, GatewayConfig, Hl7v2Api, serve_mllp, server_tls
 from careweave.gateway.workers import PreparePool
 from careweave.generate import DEMO, generate
 from careweave.identity import identity_service
@@ -41,7 +42,6 @@ from careweave.interactions.jobs import JobRunner, JobSignal
 from careweave.interactions.tenants import TenantDirectory, TenantSearch
 from careweave.rest.app import FhirApp
 from careweave.search.indexer import Indexer, code_systems_of
-from careweave.search.params import SearchContext  # [events]
 from careweave.search.registry import SearchParamRegistry
 from careweave.settings import Settings, from_environment
 from careweave.store import writes
@@ -90,6 +90,13 @@ def gateway_worker_parts() -> tuple[Validate, Indexer]:
     """[hl7] What each HL7 v2 gateway worker process builds once (gateway/workers.py)."""
     defs = load_definitions()
     return _validate(defs), Indexer(defs.search_params, defs.engine, defs.code_systems)
+
+
+def mllp_tls(settings: Settings) -> ssl.SSLContext | None:
+    """[hl7] The MLLP listener's TLS context from settings (None: plain TCP)."""
+    if not settings.mllp_tls_cert:
+        return None
+    return server_tls(settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca)
 
 
 def open_store(settings: Settings) -> Store:
@@ -201,10 +208,7 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
         store=store,
         model=defs.model,
         search_params=defs.search_params,
-        validate=with_subscription_checks(  # [events] Subscriptions careweave cannot serve are refused
-            _validate(defs),
-            SearchContext(defs.search_params, defs.model.resource_types, "", _expand(defs.terminology)),
-        ),
+        validate=with_subscription_checks(_validate(defs)),  # [events] Subscriptions careweave cannot serve
         tenants=tenants,
         search=search,
         expand=_expand(defs.terminology),
@@ -218,6 +222,7 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
         wake_jobs=signal.set,
         wake_events=events.wake,  # [events]
         events_secret=events_secret(settings),  # [events]
+        check_subscription=events.admit,  # [events] criteria and topic checked against the tenant's
         software_version=__version__,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         identity=identity,  # [mpi]
@@ -241,13 +246,18 @@ def build_system(settings: Settings, defs: Definitions | None = None) -> System:
 
     async def startup() -> None:
         background.append(asyncio.create_task(runner.run(stop_jobs), name="careweave-jobs"))
-        # [events] startup: the in-process delivery worker
+        # [events] startup: the in-process delivery worker (without it: this process's websocket clients)
         if settings.events_worker:
             background.append(asyncio.create_task(events.run(stop_events), name="careweave-events"))
+        else:
+            background.append(asyncio.create_task(events.run_websocket(stop_events), name="careweave-ws"))
         # [hl7] startup: the MLLP listener when settings ask for one
         await gateway.start()
         if settings.mllp_port:
-            listeners.append(await serve_mllp(settings.mllp_host, settings.mllp_port, gateway.handle))
+            tls = mllp_tls(settings)
+            listeners.append(
+                await serve_mllp(settings.mllp_host, settings.mllp_port, gateway.handle, ssl_context=tls)
+            )
             log.info("HL7 v2 MLLP listener on %s:%d", settings.mllp_host, settings.mllp_port)
         # [mpi] startup: the matcher following the change log
         if settings.mpi_enabled:

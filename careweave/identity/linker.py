@@ -19,10 +19,28 @@ Rules:
 5. Persons touched are rebuilt once, at the end (:meth:`Linker.flush`): members as level3/level4
    links, open review items as level2 links; a Person left with no members is deleted (a merged
    Person, inactive and pointing at the survivor, is kept).
+6. A Person holds together by evidence, never through a record that left it (:meth:`Linker.resettle`,
+   run whenever a record leaves a Person or a member's identifying elements change): the remaining
+   members are clustered as :func:`careweave.mpi.cluster` does, from their certain scores with each
+   other and the human decisions (a manually linked record is tied to the members it was linked
+   with, which the link note lists), every join checked against every member for cannot-link
+   rules and "not the same person" decisions. The part holding the manual links (else the largest)
+   keeps the Person; every other part gets a Person of its own (a lone record is placed again, as
+   in rule 2), and parts that still score possible with each other get review items.
+7. Events (rule 4 and docs/mpi.md "Events"): ``linked`` when a record joins a Person (every
+   organisation holding a record of it), ``unlinked`` when one leaves (the organisations of the
+   Person it left, and its own when it now stands alone), ``merged`` / ``unmerged`` for the
+   operators' merges (every organisation of the Persons involved). Events carry no demographics.
+8. Survivorship (:func:`survivor_order`): the Person's name, gender and birth date come, element by
+   element, from the first member holding one in this order: a verified NHS number (01, Modulus 11
+   valid) first, then the most recent change of identifying elements, then the newest record;
+   placeholder names ("Baby of ...") only when no member has another. ``Person.identifier`` holds
+   every member's NHS numbers (``use`` official when verified by a member, old when only superseded).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +49,18 @@ from typing import Any
 import orjson
 
 from careweave.identity.records import Prepared, patient_url, record_id, record_of
-from careweave.mpi import Band, MatchModel, NicknameIndex, PatientRecord, Score, conflicts, decide, score
+from careweave.mpi import (
+    Band,
+    Link,
+    MatchModel,
+    NicknameIndex,
+    PatientRecord,
+    Score,
+    cluster,
+    conflicts,
+    decide,
+    score,
+)
 from careweave.mpi.blocking import MAX_BLOCK
 from careweave.search.indexer import Indexer
 from careweave.store import writes
@@ -39,13 +68,54 @@ from careweave.store.base import Transaction
 from careweave.store.sql import mpi as db
 from careweave.store.sql.components import Sql
 
-__all__ = ["LEVEL_AUTO", "LEVEL_MANUAL", "LEVEL_POSSIBLE", "Linker", "Placement", "score_detail"]
+__all__ = [
+    "DEMOGRAPHICS_CHANGED",
+    "LEVEL_AUTO",
+    "LEVEL_MANUAL",
+    "LEVEL_POSSIBLE",
+    "LINKED",
+    "MERGED",
+    "UNLINKED",
+    "UNMERGED",
+    "Linker",
+    "Placement",
+    "manual_note",
+    "score_detail",
+    "survivor_order",
+]
 
 LEVEL_MANUAL = "level4"
 LEVEL_AUTO = "level3"
 LEVEL_POSSIBLE = "level2"
 NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 DEMOGRAPHICS_CHANGED = "demographics-changed"
+LINKED = "linked"
+UNLINKED = "unlinked"
+MERGED = "merged"
+UNMERGED = "unmerged"
+_KEPT_APART = "decided-not-same"
+_NAME_ORDER: dict[str | None, int] = {"official": 0, "usual": 1, None: 2, "temp": 3, "nickname": 4}
+
+
+def manual_note(actor: str, reason: str, with_rids: Iterable[int]) -> str:
+    """The detail of a manual link: who, why, and the records it was linked with (rule 6)."""
+    return orjson.dumps({"actor": actor, "reason": reason, "with": sorted(set(with_rids))}).decode()
+
+
+def _linked_with(row: db.RecordRow) -> set[int] | None:
+    """The records a manual link was made with; None when the note does not say (older links:
+    tied to every member)."""
+    try:
+        found = orjson.loads(row.detail).get("with")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return {int(r) for r in found} if isinstance(found, list) else None
+
+
+def survivor_order(rows: Iterable[db.RecordRow], records: Mapping[int, PatientRecord]) -> list[db.RecordRow]:
+    """Members in survivorship order (rule 8): verified NHS number first, then the most recent
+    change of identifying elements, then the newest record."""
+    return sorted(rows, key=lambda r: (not records[r.rid].nhs_verified, -r.changed_ms, -r.rid))
 
 
 def score_detail(s: Score, matched: str | None) -> str:
@@ -113,6 +183,8 @@ class Linker:
                 self.dirty.add(existing.person)
                 self.dirty.update(db.close_reviews(self.sql, rid=existing.rid, now_ms=self.now_ms))
                 db.delete_record(self.sql, existing.rid)
+                self.notify(UNLINKED, existing.person, tid, f"Patient/{patient}")
+                self.resettle(existing.person)
             return
         if existing is None:
             person = self.new_person_id()
@@ -140,23 +212,29 @@ class Linker:
         db.replace_keys(self.sql, existing.rid, tid, prepared.keys)
         self.notify_change(existing.person, tid, patient)
         self.dirty.add(existing.person)
-        if existing.origin == "manual":
-            return  # rule 3: a human put it there
-        if not self.still_fits(existing.rid, prepared.record, existing.person):
-            self.dirty.update(db.close_reviews(self.sql, rid=existing.rid, now_ms=self.now_ms))
-            alone = all(m.rid == existing.rid for m in db.members(self.sql, existing.person))
-            fresh = existing.person if alone else self.new_person_id()  # a lone record keeps its Person
-            self.place(existing.rid, prepared.record, prepared.keys, fresh)
-        else:
+        if existing.origin != "manual":  # rule 3: a manually linked record stays where a human put it
+            if not self.still_fits(existing.rid, prepared.record, existing.person):
+                self.dirty.update(db.close_reviews(self.sql, rid=existing.rid, now_ms=self.now_ms))
+                alone = all(m.rid == existing.rid for m in db.members(self.sql, existing.person))
+                fresh = existing.person if alone else self.new_person_id()  # a lone record keeps its Person
+                self.place(existing.rid, prepared.record, prepared.keys, fresh)
+                return  # place re-checks the Person it left (rule 6)
             self.refresh_reviews(existing.rid, prepared.record, prepared.keys, existing.person)
+        self.resettle(existing.person)  # rule 6: the old elements may have been the only evidence
 
     def notify_change(self, person: str, source_tid: int, patient: str) -> None:
-        """Rule 4."""
-        targets = sorted({m.tid for m in db.members(self.sql, person)} - {source_tid})
-        for target in targets:
-            db.add_outbox(
-                self.sql, target, person, source_tid, f"Patient/{patient}", DEMOGRAPHICS_CHANGED, self.now_ms
-            )
+        """Rule 4: every other organisation holding a record of ``person``."""
+        self.notify(DEMOGRAPHICS_CHANGED, person, source_tid, f"Patient/{patient}", skip_source=True)
+
+    def notify(
+        self, kind: str, person: str, source_tid: int, source_ref: str, *, skip_source: bool = False
+    ) -> None:
+        """Rule 7: one outbox row for each organisation holding a record of ``person`` now."""
+        targets = {m.tid for m in db.members(self.sql, person)}
+        if skip_source:
+            targets.discard(source_tid)
+        for target in sorted(targets):
+            db.add_outbox(self.sql, target, person, source_tid, source_ref, kind, self.now_ms)
             self.events += 1
 
     def still_fits(self, rid: int, record: PatientRecord, person: str) -> bool:
@@ -257,8 +335,15 @@ class Linker:
             weight = None
         db.set_link(self.sql, rid, target, link, self.now_ms)
         self.dirty.add(target)
-        if old_person is not None and old_person != target:
-            self.dirty.add(old_person)
+        if current is not None:
+            ref = f"Patient/{current.patient}"
+            if old_person is not None and old_person != target:
+                self.dirty.add(old_person)
+                self.notify(UNLINKED, old_person, current.tid, ref)
+                if not certain:
+                    self.notify(UNLINKED, target, current.tid, ref)  # now alone: its own organisation
+            if certain:
+                self.notify(LINKED, target, current.tid, ref)
         for person, s, row in review:
             if person == target:
                 continue
@@ -274,7 +359,102 @@ class Linker:
                 self.now_ms,
             )
             self.dirty.add(person)
+        if old_person is not None and old_person != target:
+            self.resettle(old_person)
         return Placement(target, weight, len(review))
+
+    # -- holding together (rule 6) --------------------------------------------------------------
+    def parts(self, rows: list[db.RecordRow]) -> list[list[db.RecordRow]]:
+        """The members of one Person grouped by evidence (rule 6): certain scores between them and
+        the human decisions, joined as :func:`careweave.mpi.cluster` joins, never across a
+        cannot-link rule or a "not the same person" decision."""
+        recs = {r.rid: self.record(r) for r in rows}
+        by_id = {recs[r.rid].id: r for r in rows}
+        present = set(recs)
+        human: set[frozenset[int]] = set()
+        for r in rows:
+            if r.origin == "manual":
+                with_rids = _linked_with(r)
+                partners = present if with_rids is None else with_rids & present
+                human.update(frozenset((r.rid, x)) for x in partners if x != r.rid)
+        refused = {r.rid: db.decided_against(self.sql, r.rid) & present for r in rows}
+        links: list[Link] = []
+        ordered = sorted(rows, key=lambda r: r.rid)
+        for i, a in enumerate(ordered):
+            for b in ordered[i + 1 :]:
+                if frozenset((a.rid, b.rid)) in human:
+                    links.append(Link(recs[a.rid].id, recs[b.rid].id, math.inf))
+                    continue
+                s = score(recs[a.rid], recs[b.rid], self.model)
+                if decide(s, self.model.thresholds) is Band.CERTAIN:
+                    links.append(Link(recs[a.rid].id, recs[b.rid].id, s.weight))
+
+        def check(x: PatientRecord, y: PatientRecord) -> tuple[str, ...]:
+            ra, rb = by_id[x.id], by_id[y.id]
+            if frozenset((ra.rid, rb.rid)) in human:
+                return ()
+            if rb.rid in refused[ra.rid]:
+                return (_KEPT_APART,)
+            return conflicts(x, y)
+
+        found = cluster({recs[r.rid].id: recs[r.rid] for r in rows}, links, check)
+        return [[by_id[m] for m in members] for members in found.clusters]
+
+    def resettle(self, person: str) -> None:
+        """Rule 6: split ``person`` when its remaining members no longer hold together."""
+        rows = db.members(self.sql, person)
+        if len(rows) < 2:
+            return
+        parts = self.parts(rows)
+        if len(parts) < 2:
+            return
+        keep = max(
+            parts,
+            key=lambda part: (sum(r.origin == "manual" for r in part), len(part), -min(r.rid for r in part)),
+        )
+        placed: list[tuple[str, list[db.RecordRow]]] = [(person, keep)]
+        for part in parts:
+            if part is not keep:
+                fresh = self.new_person_id()
+                for r in part:
+                    db.move_record(self.sql, r.rid, fresh, self.now_ms)
+                self.dirty.add(fresh)
+                placed.append((fresh, part))
+        self.dirty.add(person)
+        for fresh, part in placed[1:]:
+            for r in part:
+                self.notify(UNLINKED, person, r.tid, f"Patient/{r.patient}")
+                self.notify(UNLINKED, fresh, r.tid, f"Patient/{r.patient}")
+        for index, (fresh, part) in enumerate(placed[1:], start=1):
+            if len(part) == 1:
+                (r,) = part
+                self.place(r.rid, self.record(r), db.keys_of(self.sql, r.rid), fresh)
+                continue
+            for other, other_part in placed[:index]:
+                self._review_between(part, other, other_part)
+
+    def _review_between(self, part: list[db.RecordRow], other: str, other_part: list[db.RecordRow]) -> None:
+        """A review item "this part may be ``other``" for the best pair that still scores (rule 6)."""
+        best: tuple[Score, db.RecordRow, db.RecordRow] | None = None
+        for a in part:
+            refused = db.decided_against(self.sql, a.rid)
+            for b in other_part:
+                if b.rid in refused:
+                    return
+                if conflicts(self.record(a), self.record(b)):
+                    return  # these two cannot be one person: nothing to review
+                s = score(self.record(a), self.record(b), self.model)
+                if decide(s, self.model.thresholds) is not Band.NO_MATCH and (
+                    best is None or s.weight > best[0].weight
+                ):
+                    best = (s, a, b)
+        if best is not None:
+            s, a, b = best
+            detail = score_detail(s, record_id(b.tid, b.patient))
+            db.open_review(
+                self.sql, a.tid, a.rid, other, b.rid, s.weight, detail, s.model_version, self.now_ms
+            )
+            self.dirty.add(other)
 
     def refresh_reviews(self, rid: int, record: PatientRecord, keys: Iterable[str], person: str) -> None:
         """After an update that keeps the record in its Person: re-open the review items it earns."""
@@ -308,20 +488,22 @@ class Linker:
     ) -> dict[str, Any]:
         """A Person resource from its members and its open review items (rule 5)."""
         body: dict[str, Any] = {"resourceType": "Person", "id": person}
-        survivor = max(rows, key=lambda r: (r.assurance, r.updated_ms, r.rid))
-        facts = orjson.loads(survivor.demographics)
-        # verified numbers only: an unverified one may be a relative's (identity notes, 4.1)
-        numbers = sorted({str(rec.nhs_number) for rec in map(self.record, rows) if rec.nhs_verified})
-        if numbers:
-            body["identifier"] = [{"system": NHS_SYSTEM, "value": n} for n in numbers]
-        names = [
-            n for n in facts.get("name", ()) if isinstance(n, dict) and n.get("use") not in ("old", "maiden")
-        ]
-        if names:
-            body["name"] = names[:1]
+        records = {r.rid: self.record(r) for r in rows}
+        ordered = survivor_order(rows, records)
+        identifiers = _nhs_identifiers(records[r.rid] for r in ordered)
+        if identifiers:
+            body["identifier"] = identifiers
+        facts = [orjson.loads(r.demographics) for r in ordered]
+        named = [f for r, f in zip(ordered, facts, strict=True) if not records[r.rid].placeholder]
+        for candidate in (*named, *facts):  # rule 8: placeholder names only when nothing else
+            names = _current_names(candidate)
+            if names:
+                body["name"] = names[:1]
+                break
         for element in ("gender", "birthDate"):
-            if isinstance(facts.get(element), str):
-                body[element] = facts[element]
+            value = next((f[element] for f in facts if isinstance(f.get(element), str)), None)
+            if value is not None:
+                body[element] = value
         body["active"] = True
         links = [{"target": {"reference": self.reference(r)}, "assurance": r.assurance} for r in rows]
         seen = {r.rid for r in rows}
@@ -359,6 +541,44 @@ class Linker:
                 continue
             self.write_person(self.person_body(person, rows, db.reviews_of_person(self.sql, person)))
         self.dirty.clear()
+
+
+def _current_names(facts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    names = facts.get("name")
+    if not isinstance(names, list):
+        return []
+    current = [
+        n
+        for n in names
+        if isinstance(n, dict)
+        and n.get("use") in _NAME_ORDER
+        and not (isinstance(n.get("period"), dict) and n["period"].get("end"))
+    ]
+    return sorted(current, key=lambda n: _NAME_ORDER[n.get("use")])  # stable: first of each use first
+
+
+def _nhs_identifiers(records: Iterable[PatientRecord]) -> list[dict[str, Any]]:
+    """Every member's NHS numbers (rule 8), in survivorship order: ``official`` when a member holds
+    it verified, no ``use`` when only unverified, ``old`` when only superseded."""
+    verified: list[str] = []
+    current: list[str] = []
+    old: list[str] = []
+    for rec in records:
+        if rec.nhs_number is not None:
+            (verified if rec.nhs_verified else current).append(rec.nhs_number)
+        old.extend(sorted(rec.nhs_history))
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for numbers, use in ((verified, "official"), (current, None), (old, "old")):
+        for number in numbers:
+            if number in seen:
+                continue
+            seen.add(number)
+            identifier: dict[str, Any] = {"system": NHS_SYSTEM, "value": number}
+            if use is not None:
+                identifier["use"] = use
+            out.append(identifier)
+    return out
 
 
 def _same_content(stored: dict[str, Any], body: dict[str, Any]) -> bool:

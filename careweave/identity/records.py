@@ -6,6 +6,9 @@ Rules:
    digest changes exactly when those elements change (a "demographics changed" event), not when
    the rest of the Patient does.
 2. A record's id inside the matcher is ``"{tenant key}/{patient id}"``: unique across tenants.
+2a. A GP practice named by a relative reference (``Organization/x``) means that tenant's
+   Organization x: it is qualified with the tenant before matching, so two organisations agree on a
+   practice only through its ODS code (or the same absolute URL), never by local ids that collide.
 3. Person.link.target names a source Patient by the absolute URL of its tenant's FHIR base
    (``{base}/fhir`` for the default tenant, ``{base}/t/{name}/fhir`` for the others): every tenant
    is its own FHIR service base, so a reference from the identity space to a Patient is a
@@ -48,6 +51,7 @@ IDENTIFYING = (
     "multipleBirthBoolean",
     "multipleBirthInteger",
     "managingOrganization",
+    "generalPractitioner",
 )
 
 
@@ -66,7 +70,16 @@ def record_of(tid: int, patient: str, demographics: bytes, nicknames: NicknameIn
     resource = orjson.loads(demographics)
     resource["resourceType"] = "Patient"
     resource["id"] = record_id(tid, patient)
+    practices = resource.get("generalPractitioner")
+    if isinstance(practices, list):  # rule 2a
+        resource["generalPractitioner"] = [_qualified(tid, p) for p in practices]
     return normalise(resource, nicknames)
+
+
+def _qualified(tid: int, ref: Any) -> Any:
+    if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and "://" not in ref["reference"]:
+        return {**ref, "reference": f"tenant:{tid}/{ref['reference']}"}
+    return ref
 
 
 @dataclass(frozen=True, slots=True)

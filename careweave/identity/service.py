@@ -32,7 +32,15 @@ from typing import Any
 import orjson
 
 from careweave.errors import CareweaveError, error
-from careweave.identity.linker import LEVEL_MANUAL, Linker
+from careweave.identity.linker import (
+    LEVEL_MANUAL,
+    LINKED,
+    MERGED,
+    UNLINKED,
+    UNMERGED,
+    Linker,
+    manual_note,
+)
 from careweave.identity.records import IDENTITY_TENANT, Prepared, prepare, record_id, record_of
 from careweave.mpi import (
     Band,
@@ -378,7 +386,7 @@ class IdentityService:
         refused = db.decided_against(sql, row.rid) & set(others)
         db.remove_decisions(sql, row.rid, refused)
         previous = [row.person, row.assurance, row.origin, row.weight, row.detail, row.model_version]
-        note = orjson.dumps({"actor": actor, "reason": reason}).decode()
+        note = manual_note(actor, reason, others)
         db.set_link(
             sql, row.rid, person, (LEVEL_MANUAL, "manual", None, note, self.model.version), linker.now_ms
         )
@@ -390,6 +398,11 @@ class IdentityService:
         aid = db.add_audit(
             sql, linker.now_ms, actor, action, person, row.person, reason, orjson.dumps(detail).decode()
         )
+        ref = f"Patient/{row.patient}"
+        if row.person != person:
+            linker.notify(UNLINKED, row.person, row.tid, ref)
+            linker.notify(LINKED, person, row.tid, ref)
+            linker.resettle(row.person)
         return {"audit": aid, "person": person, "from": row.person}
 
     async def unlink(
@@ -405,7 +418,7 @@ class IdentityService:
             if row is None or row.person != person:
                 raise error("CW-8002", f"Patient {pid} of that tenant is not linked to Person/{person}")
             fresh = self.new_id()
-            note = orjson.dumps({"actor": actor, "reason": reason}).decode()
+            note = manual_note(actor, reason, ())
             db.set_link(
                 sql, row.rid, fresh, (LEVEL_MANUAL, "manual", None, note, self.model.version), linker.now_ms
             )
@@ -421,6 +434,10 @@ class IdentityService:
             aid = db.add_audit(
                 sql, linker.now_ms, actor, "unlink", person, fresh, reason, orjson.dumps(detail).decode()
             )
+            ref = f"Patient/{row.patient}"
+            linker.notify(UNLINKED, person, row.tid, ref)
+            linker.notify(UNLINKED, fresh, row.tid, ref)
+            linker.resettle(person)  # the remaining members may have held together only through it
             return {"audit": aid, "person": person, "new_person": fresh}
 
         return await self._manual(run)
@@ -438,7 +455,7 @@ class IdentityService:
             self._check_person(tx, source, None)
             moving, staying = db.members(sql, source), db.members(sql, target)
             self._refuse_verified(linker, moving, staying)
-            note = orjson.dumps({"actor": actor, "reason": reason}).decode()
+            note = manual_note(actor, reason, [m.rid for m in (*moving, *staying)])
             moved: list[list[Any]] = []
             removed: list[list[int]] = []
             stay_ids = {m.rid for m in staying}
@@ -466,6 +483,7 @@ class IdentityService:
             aid = db.add_audit(
                 sql, linker.now_ms, actor, "merge", target, source, reason, orjson.dumps(detail).decode()
             )
+            linker.notify(MERGED, target, tx.tenant.key, f"Person/{source}")
             return {"audit": aid, "person": target, "merged": source, "records": len(moved)}
 
         return await self._manual(run)
@@ -511,6 +529,10 @@ class IdentityService:
                 sql, linker.now_ms, actor, "unmerge", target, source, reason, orjson.dumps(record).decode()
             )
             db.mark_undone(sql, last.aid, aid)  # flush rebuilds the source Person, active again
+            linker.notify(UNMERGED, source, tx.tenant.key, f"Person/{target}")
+            linker.notify(UNMERGED, target, tx.tenant.key, f"Person/{source}")
+            linker.resettle(target)
+            linker.resettle(source)
             return {"audit": aid, "person": target, "restored": source, "records": len(back)}
 
         return await self._manual(run)

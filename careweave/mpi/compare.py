@@ -11,7 +11,8 @@ Rules:
    family names add a level for a name in the other record's history (maiden, previous) or one
    part of a compound name (Jones-Smith / Smith). When neither name agrees but a name agrees with
    the other record's opposite name, the names were entered the wrong way round and are compared
-   swapped (see :func:`_swapped` for the cautious reading of a half agreement).
+   swapped (see :func:`_swapped` for the cautious reading of a half agreement; a swapped first
+   name that is a nickname of the other record's reads as a nickname).
 3. Birth dates: exact, exact on 1 January (the placeholder date, weaker), day and month
    transposed, 1 January against a real date of the same year, one digit different; anything else
    is incompatible (a cannot-link rule).
@@ -24,6 +25,17 @@ Rules:
    different.
 6. :func:`compare` is symmetric in its result: compare(a, b) and compare(b, a) give the same levels,
    values and rules.
+7. Corroboration (rule UNCORROBORATED): an agreeing NHS number (exact, superseded or one slip) or
+   address (postcode unit, or a postcode in the address history) corroborates a pair. Without
+   them, an exact first name, family name and birth date (not the 1 January placeholder, level 1)
+   still count when one more fact is shared: a mobile, landline or e-mail; or, with the same
+   recorded sex, the same GP practice or the same postcode sector or district (a move nearby),
+   which also corroborates when one of the two names is only close (a nickname, one slip, a name
+   from the other's history or one part of a compound name) and the other exact. Those last
+   corroborations are weak (rule WEAKLY_CORROBORATED, a margin rule): the weight must clear
+   ``certain`` by :data:`careweave.mpi.rules.MARGIN_BITS`.
+   The weight must still reach ``certain``: rare names weigh more than common ones (term
+   frequencies), so a common name with only these agreements stays in review.
 """
 
 from __future__ import annotations
@@ -172,7 +184,10 @@ def _swapped(a: PatientRecord, b: PatientRecord) -> tuple[int, int, str, str] | 
     exact = sorted(v for v, level in ((a.first_given, one), (a.family, two)) if level == _EXACT)
     given_value = exact[0] if len(exact) == 2 else ""
     family_value = exact[-1] if exact else ""
-    return _GIVEN_OF[max(one, two)], _FAMILY_OF[min(one, two)], given_value, family_value
+    given = _GIVEN_OF[max(one, two)]
+    if min(one, two) == _EXACT and (b.family in a.given_variants or a.family in b.given_variants):
+        given = 1  # one name exact, the other a nickname of it (Jennifer Reed / Reed Jenny)
+    return given, _FAMILY_OF[min(one, two)], given_value, family_value
 
 
 def _dob_digits(x: str, y: str) -> bool:
@@ -255,14 +270,22 @@ def _twin_signs(nhs: int, given: int, sex: int, dob: int) -> bool:
     return dob in (0, 1, 3) and strong
 
 
-def _uncorroborated(levels: tuple[int, ...]) -> bool:
-    """Neither NHS number nor address agrees, and no exact name and birth date backed by a shared
-    phone or e-mail (rule UNCORROBORATED)."""
-    nhs, given, family, dob, _, address, phone, email = levels
+def _corroboration(a: PatientRecord, b: PatientRecord, levels: tuple[int, ...]) -> str | None:
+    """The corroboration rule a pair fires (rule 7): None when an NHS number, an address or a
+    contact detail corroborates; WEAKLY_CORROBORATED when only a GP practice or postcode
+    district does; UNCORROBORATED when nothing does."""
+    nhs, given, family, dob, sex, address, phone, email = levels
     if nhs in (0, 1, 2) or address in (0, 1, 2):
-        return False
-    contact = phone in (0, 1) or email == 0
-    return not (contact and given == 0 and family == 0 and dob == 0)
+        return None
+    if dob != 0 or given not in (0, 1, 2) or family not in (0, 1, 2):
+        return r.UNCORROBORATED
+    exact = given == 0 and family == 0
+    if exact and (phone in (0, 1) or email == 0):
+        return None
+    nearby = (address in (3, 4) or not a.practices.isdisjoint(b.practices)) and sex == 0
+    if nearby and (exact or (given == 0) != (family == 0)):
+        return r.WEAKLY_CORROBORATED
+    return r.UNCORROBORATED
 
 
 def _rules(a: PatientRecord, b: PatientRecord, levels: tuple[int, ...], swapped: bool) -> tuple[str, ...]:
@@ -292,8 +315,9 @@ def _rules(a: PatientRecord, b: PatientRecord, levels: tuple[int, ...], swapped:
         fired.append(r.POSSIBLE_TWINS)
     if sex == 1 and given not in (NULL, 0, _GIVEN_DIFFERENT):
         fired.append(r.SEX_DIFFERS)
-    if _uncorroborated(levels):
-        fired.append(r.UNCORROBORATED)
+    corroboration = _corroboration(a, b, levels)
+    if corroboration is not None:
+        fired.append(corroboration)
     return tuple(sorted(fired))
 
 

@@ -10,6 +10,12 @@ Rules:
    reported, to set the ``certain`` threshold from.
 3. "Recall with review" counts a true pair as found when it is auto-linked or put in front of a
    reviewer (``possible``), the share a review queue could recover.
+3a. Every true pair the clustering leaves apart is put down to one reason (:data:`MISSED_REASONS`,
+   the first that applies): a rule that held the pair back (grouped: placeholder, different verified
+   NHS numbers, uncorroborated, first name or twins, birth dates), a weight below ``certain``, or
+   no candidate pair at all (blocking). ``placeholder_pairs`` counts the true pairs with a
+   placeholder record on either side: the policy never links them, so ``1 - placeholder_pairs /
+   true pairs`` is the recall ceiling that rule imposes.
 4. The clock is injected (``clock``) and used only for the timings; everything else is
    deterministic for given inputs and seed.
 """
@@ -24,6 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from careweave.mpi import rules as r
 from careweave.mpi.blocking import BlockIndex, build_index, candidate_pairs
 from careweave.mpi.cluster import Link, cluster
 from careweave.mpi.compare import compare
@@ -33,13 +40,60 @@ from careweave.mpi.metrics import ClusterQuality, cluster_quality
 from careweave.mpi.model import MatchModel, Thresholds
 from careweave.mpi.names import NicknameIndex
 from careweave.mpi.record import PatientRecord, normalise
-from careweave.mpi.rules import cannot_link, review_only
+from careweave.mpi.rules import MARGIN_BITS, cannot_link, needs_margin, review_only
 from careweave.mpi.score import Band, band_of, weigh
 
-__all__ = ["PairStats", "Progress", "Report", "Timings", "evaluate", "evaluate_records"]
+__all__ = [
+    "MISSED_REASONS",
+    "PairStats",
+    "Progress",
+    "Report",
+    "Timings",
+    "evaluate",
+    "evaluate_records",
+    "missed_reason",
+]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 _STEP = 50_000
+_FIRST_NAME_RULES = frozenset(
+    {
+        r.FIRST_NAME_DIFFERS,
+        r.POSSIBLE_TWINS,
+        r.TWINS,
+        r.SEX_DIFFERS,
+        r.SEX_AND_FIRST_NAME_DIFFER,
+        r.MULTIPLE_BIRTH_NAME_NOT_EXACT,
+        r.MULTIPLE_BIRTH_ORDER_DIFFERS,
+        r.NHS_NUMBER_DEMOGRAPHICS_CONFLICT,
+    }
+)
+MISSED_REASONS: tuple[str, ...] = (
+    "placeholder",
+    "different verified NHS numbers",
+    "birth dates",
+    "uncorroborated",
+    "first name or twins",
+    "below threshold",
+    "not a candidate",
+)
+"""Why a true pair was not linked (rule 3a), in the order they are tried."""
+
+
+def missed_reason(rules: tuple[str, ...]) -> str:
+    """The reason (rule 3a) a true candidate pair with these fired rules was not linked directly."""
+    fired = set(rules)
+    if r.PLACEHOLDER_NAME in fired:
+        return "placeholder"
+    if r.DIFFERENT_VERIFIED_NHS_NUMBERS in fired:
+        return "different verified NHS numbers"
+    if r.BIRTH_DATES_INCOMPATIBLE in fired:
+        return "birth dates"
+    if r.UNCORROBORATED in fired or r.WEAKLY_CORROBORATED in fired:
+        return "uncorroborated"
+    if fired & _FIRST_NAME_RULES:
+        return "first name or twins"
+    return "below threshold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +128,9 @@ class PairStats:
     oversized_blocks: int
     largest_block: int
     rules: Mapping[str, tuple[int, int]]  # rule code -> (true pairs, wrong pairs) it fired on
+    missed: Mapping[str, int] = field(default_factory=dict)  # reason -> true pairs left apart (3a)
+    placeholder_pairs: int = 0  # true pairs with a placeholder record on either side (3a)
+    worst_margin_wrong: float = float("-inf")  # strongest wrong pair held only by a margin rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +200,15 @@ class Report:
                 "refused_links": self.refused_links,
                 "rules": {code: {"true": t, "wrong": w} for code, (t, w) in sorted(p.rules.items())},
             },
+            "missed": {
+                "true_pairs": q.pairs.true_pairs,
+                "by_reason": {reason: p.missed.get(reason, 0) for reason in MISSED_REASONS},
+                "placeholder_pairs": p.placeholder_pairs,
+                "worst_weakly_corroborated_wrong_pair": p.worst_margin_wrong,
+                "placeholder_ceiling": 1 - p.placeholder_pairs / q.pairs.true_pairs
+                if q.pairs.true_pairs
+                else 1.0,
+            },
             "groups": [
                 {
                     "age_band": g.age_band,
@@ -205,9 +271,11 @@ class _Tally:
     false_certain: int = 0
     false_possible: int = 0
     max_false: float = float("-inf")
+    max_margin_false: float = float("-inf")
     held_true: int = 0
     true_effective: list[float] = field(default_factory=list)
     true_possible: list[tuple[str, str]] = field(default_factory=list)
+    true_pairs: list[tuple[str, str, str]] = field(default_factory=list)  # (a, b, reason if missed)
     links: list[Link] = field(default_factory=list)
     rules: Counter[tuple[str, bool]] = field(default_factory=Counter)
 
@@ -228,7 +296,11 @@ def _score_pairs(
         weight = weigh(comparison, model)
         band = band_of(weight, comparison.rules, thresholds)
         same = person[i] == person[j]
-        held = cannot_link(comparison.rules) or review_only(comparison.rules)
+        held = (
+            cannot_link(comparison.rules)
+            or review_only(comparison.rules)
+            or (needs_margin(comparison.rules) and weight < thresholds.certain + MARGIN_BITS)
+        )
         effective = float("-inf") if held else weight
         tally.candidates += 1
         for code in comparison.rules:
@@ -237,8 +309,13 @@ def _score_pairs(
             tally.true_candidates += 1
             tally.held_true += held
             tally.true_effective.append(effective)
-        elif effective > tally.max_false:
-            tally.max_false = effective
+            tally.true_pairs.append((a.id, b.id, missed_reason(comparison.rules)))
+        else:
+            tally.max_false = max(tally.max_false, effective)
+            if needs_margin(comparison.rules) and not (
+                cannot_link(comparison.rules) or review_only(comparison.rules)
+            ):
+                tally.max_margin_false = max(tally.max_margin_false, weight)
         if band is Band.CERTAIN:
             tally.certain += 1
             tally.false_certain += not same
@@ -302,6 +379,7 @@ def evaluate_records(
     membership = clustering.membership()
     queued = sum(1 for x, y in tally.true_possible if membership[x] != membership[y])
     rule_codes = sorted({code for code, _ in tally.rules})
+    missed = _missed(records, person, tally.true_pairs, membership)
     stats = PairStats(
         candidate_pairs=tally.candidates,
         true_candidate_pairs=tally.true_candidates,
@@ -316,6 +394,9 @@ def evaluate_records(
         oversized_blocks=index.oversized,
         largest_block=index.largest,
         rules={c: (tally.rules[c, True], tally.rules[c, False]) for c in rule_codes},
+        missed=missed,
+        placeholder_pairs=_placeholder_pairs(records, person),
+        worst_margin_wrong=tally.max_margin_false,
     )
     return Report(
         source=source,
@@ -335,3 +416,38 @@ def evaluate_records(
         ),
         model=model,
     )
+
+
+def _missed(
+    records: list[PatientRecord],
+    person: list[str],
+    candidates: list[tuple[str, str, str]],
+    membership: Mapping[str, int],
+) -> dict[str, int]:
+    """True pairs left in different clusters, by reason (rule 3a)."""
+    out: Counter[str] = Counter()
+    seen = 0
+    for a, b, reason in candidates:
+        if membership[a] != membership[b]:
+            out[reason] += 1
+            seen += 1
+    split: Counter[str] = Counter()  # true pairs apart, candidates or not
+    by_person: dict[str, Counter[int]] = {}
+    for rec, who in zip(records, person, strict=True):
+        by_person.setdefault(who, Counter())[membership[rec.id]] += 1
+    for clusters in by_person.values():
+        total = sum(clusters.values())
+        together = sum(n * (n - 1) // 2 for n in clusters.values())
+        split["all"] += total * (total - 1) // 2 - together
+    out["not a candidate"] = split["all"] - seen
+    return dict(out)
+
+
+def _placeholder_pairs(records: list[PatientRecord], person: list[str]) -> int:
+    """True pairs with a placeholder record on either side (rule 3a)."""
+    counts: dict[str, list[int]] = {}
+    for rec, who in zip(records, person, strict=True):
+        held = counts.setdefault(who, [0, 0])
+        held[0] += 1
+        held[1] += rec.placeholder
+    return sum(k * (k - 1) // 2 - (k - p) * (k - p - 1) // 2 for k, p in counts.values())

@@ -19,6 +19,10 @@ Rules:
    is known"); ``YYYY-MM`` is not a birth date we can compare, so it is dropped.
 6. ``gender`` other than male and female is no evidence (None). ``multipleBirthInteger`` n gives
    birth order n; ``multipleBirthBoolean`` true gives 0 (a multiple birth, order unknown).
+6a. GP practices (``generalPractitioner`` references to an Organization): by ODS code when the
+   reference carries the identifier (``ods:<code>``, system :data:`ODS_SYSTEM`), else by the
+   literal reference as given. Literal references are only comparable within one namespace: a
+   caller holding records of several servers qualifies them first (the identity service does).
 7. Pure and idempotent in effect: the record is a frozen value derived only from the resource.
 """
 
@@ -34,12 +38,13 @@ from careweave.mpi.names import NicknameIndex, fold, is_placeholder, name_key, t
 from careweave.mpi.postcode import Postcode, parse_postcode
 from careweave.mpi.similarity import soundex
 
-__all__ = ["VERIFICATION_STATUS_URL", "VERIFIED", "PatientRecord", "normalise"]
+__all__ = ["ODS_SYSTEM", "VERIFICATION_STATUS_URL", "VERIFIED", "PatientRecord", "normalise"]
 
 VERIFICATION_STATUS_URL = (
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 )
 VERIFIED = "01"  # Number present and verified
+ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 _NAME_ORDER = {"official": 0, "usual": 1, None: 2, "temp": 3, "nickname": 4}
 _ADDRESS_ORDER = {"home": 0, None: 1, "temp": 2, "work": 3, "billing": 4}
 _FLAT_WORDS = frozenset({"flat", "apartment", "apt", "unit", "room", "suite"})
@@ -94,6 +99,7 @@ class PatientRecord:
     emails: frozenset[str]
     multiple_birth: int | None  # birth order; 0 = multiple birth, order unknown
     organisation: str | None  # managingOrganization reference
+    practices: frozenset[str] = frozenset()  # GP practices (rule 6a)
 
     @property
     def first_given(self) -> str:
@@ -260,6 +266,21 @@ def _reference(value: Any) -> str | None:
     return None
 
 
+def _practices(value: Any) -> frozenset[str]:
+    """Rule 6a."""
+    out: set[str] = set()
+    for ref in _dicts(value):
+        identifier = ref.get("identifier")
+        if isinstance(identifier, Mapping) and identifier.get("system") == ODS_SYSTEM:
+            code = identifier.get("value")
+            if isinstance(code, str) and code.strip():
+                out.add("ods:" + code.strip().upper())
+                continue
+        if isinstance(ref.get("reference"), str) and ref["reference"].strip():
+            out.add(ref["reference"].strip())
+    return frozenset(out)
+
+
 def normalise(patient: Mapping[str, Any], nicknames: NicknameIndex) -> PatientRecord:
     """The comparable record of a Patient resource (module rules 1-7).
 
@@ -300,4 +321,5 @@ def normalise(patient: Mapping[str, Any], nicknames: NicknameIndex) -> PatientRe
         emails=emails,
         multiple_birth=_multiple_birth(patient),
         organisation=_reference(patient.get("managingOrganization")),
+        practices=_practices(patient.get("generalPractitioner")),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from careweave.mpi.evaluate import Report
+from careweave.mpi.evaluate import MISSED_REASONS, Report
 from careweave.mpi.rules import RULES
 
 __all__ = ["GOALS", "print_report", "report_tables"]
@@ -86,6 +86,19 @@ def _rules(report: Report) -> Table:
     return table
 
 
+def _missed(report: Report) -> Table:
+    true_pairs = report.quality.pairs.true_pairs or 1
+    table = Table(title="True pairs not linked, by reason")
+    for column in ("reason", "pairs", "share of true pairs"):
+        table.add_column(column, justify="left" if column == "reason" else "right")
+    for reason in MISSED_REASONS:
+        count = report.pairs.missed.get(reason, 0)
+        table.add_row(reason, f"{count:,}", f"{count / true_pairs:.4f}")
+    ceiling = 1 - report.pairs.placeholder_pairs / true_pairs
+    table.add_row("recall ceiling of the placeholder rule", "", f"{ceiling:.4f}")
+    return table
+
+
 def _timings(report: Report) -> Table:
     t = report.timings
     table = Table(title="Runtime")
@@ -106,7 +119,7 @@ def _timings(report: Report) -> Table:
 
 def report_tables(report: Report) -> list[Table]:
     """The report as tables (rule 1)."""
-    return [_summary(report), _groups(report), _rules(report), _timings(report)]
+    return [_summary(report), _groups(report), _rules(report), _missed(report), _timings(report)]
 
 
 def print_report(report: Report, console: Console | None = None) -> None:

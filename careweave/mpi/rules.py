@@ -6,6 +6,8 @@ Rules:
    other links chain them (:mod:`careweave.mpi.cluster`).
 2. A *review-only* rule says the evidence cannot be trusted without a human: the pair is at best
    ``possible`` (the review queue), never ``certain``.
+2a. A *margin* rule says the evidence is real but weaker than it looks: the pair is ``certain``
+   only with a weight at least :data:`MARGIN_BITS` above the certain threshold, else ``possible``.
 3. The rules, their kinds and the texts a reviewer reads are the table :data:`RULES`; a rule's
    code is stable (it is stored with every decision).
 4. Which rules fire is decided in :func:`careweave.mpi.compare.compare` from the two records and
@@ -23,6 +25,7 @@ __all__ = [
     "BIRTH_DATES_INCOMPATIBLE",
     "DIFFERENT_VERIFIED_NHS_NUMBERS",
     "FIRST_NAME_DIFFERS",
+    "MARGIN_BITS",
     "MULTIPLE_BIRTH_NAME_NOT_EXACT",
     "MULTIPLE_BIRTH_ORDER_DIFFERS",
     "NHS_NUMBER_DEMOGRAPHICS_CONFLICT",
@@ -33,9 +36,11 @@ __all__ = [
     "SEX_DIFFERS",
     "TWINS",
     "UNCORROBORATED",
+    "WEAKLY_CORROBORATED",
     "Rule",
     "RuleKind",
     "cannot_link",
+    "needs_margin",
     "review_only",
 ]
 
@@ -43,6 +48,7 @@ __all__ = [
 class RuleKind(enum.Enum):
     CANNOT_LINK = "cannot-link"  # rule 1
     REVIEW_ONLY = "review-only"  # rule 2
+    MARGIN = "margin"  # rule 2a
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,11 @@ FIRST_NAME_DIFFERS = "first-name-differs"
 POSSIBLE_TWINS = "possible-twins"
 SEX_DIFFERS = "sex-differs"
 UNCORROBORATED = "uncorroborated"
+WEAKLY_CORROBORATED = "weakly-corroborated"
+MARGIN_BITS = 4.0
+"""How far above ``certain`` a pair firing a margin rule must weigh (rule 2a): at a million
+records the strongest wrong pair corroborated only by a GP practice or postcode district weighed
+7.7 bits (strangers of one community: same name, birth date and practice), so 14 leaves 6 bits."""
 
 _C, _R = RuleKind.CANNOT_LINK, RuleKind.REVIEW_ONLY
 RULES: Mapping[str, Rule] = MappingProxyType(
@@ -140,11 +151,21 @@ RULES: Mapping[str, Rule] = MappingProxyType(
                 "Samantha, Alex and Alexandra are often brother and sister).",
             ),
             Rule(
+                WEAKLY_CORROBORATED,
+                RuleKind.MARGIN,
+                "No NHS number or address agrees; name, birth date and sex are backed only by the "
+                "same GP practice or a postcode sector or district. Members of one community share "
+                "names, practices and districts, so the weight must clear the certain threshold "
+                "by a margin.",
+            ),
+            Rule(
                 UNCORROBORATED,
                 _R,
                 "No NHS number or address agrees: in a large population strangers share a name, "
-                "birth date and sex. A shared telephone or e-mail (often a family's) corroborates "
-                "only when first name, family name and birth date are all exact.",
+                "birth date and sex. Only when first name, family name and birth date are all exact "
+                "does one more shared fact corroborate: a telephone or e-mail (often a family's), "
+                "or, with the same sex, the same GP practice or the same postcode sector or "
+                "district.",
             ),
         )
     }
@@ -159,3 +180,8 @@ def cannot_link(codes: Iterable[str]) -> bool:
 def review_only(codes: Iterable[str]) -> bool:
     """True when any of the fired rule codes is a review-only rule (rule 2)."""
     return any(RULES[c].kind is RuleKind.REVIEW_ONLY for c in codes)
+
+
+def needs_margin(codes: Iterable[str]) -> bool:
+    """True when any of the fired rule codes is a margin rule (rule 2a)."""
+    return any(RULES[c].kind is RuleKind.MARGIN for c in codes)

@@ -6,7 +6,8 @@ Rules:
    (its level and bits, term frequency included), the rules that fired and the model version.
 2. :func:`weigh` is the same number without the explanation, for bulk scoring.
 3. :func:`decide`: a cannot-link rule means ``no-match`` whatever the weight; otherwise the weight
-   against the thresholds, and a review-only rule turns ``certain`` into ``possible``.
+   against the thresholds, and a review-only rule turns ``certain`` into ``possible``, as does a
+   margin rule when the weight is less than ``MARGIN_BITS`` above ``certain``.
 4. Scores are symmetric: score(a, b) and score(b, a) have the same weight and contributions.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from careweave.mpi.compare import FIELDS, LEVELS, NULL, Comparison, compare
 from careweave.mpi.model import MatchModel, Thresholds
 from careweave.mpi.record import PatientRecord
-from careweave.mpi.rules import cannot_link, review_only
+from careweave.mpi.rules import MARGIN_BITS, cannot_link, needs_margin, review_only
 
 __all__ = ["Band", "Contribution", "Score", "band_of", "decide", "score", "weigh"]
 
@@ -143,7 +144,9 @@ def band_of(weight: float, rules: tuple[str, ...], thresholds: Thresholds) -> Ba
     if cannot_link(rules):
         return Band.NO_MATCH
     if weight >= thresholds.certain:
-        return Band.POSSIBLE if review_only(rules) else Band.CERTAIN
+        if review_only(rules) or (needs_margin(rules) and weight < thresholds.certain + MARGIN_BITS):
+            return Band.POSSIBLE
+        return Band.CERTAIN
     if weight >= thresholds.possible:
         return Band.POSSIBLE
     return Band.NO_MATCH

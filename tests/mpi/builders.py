@@ -9,6 +9,7 @@ from careweave.mpi.nhs_number import SYSTEM
 
 VERIFICATION = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 VERIFICATION_SYSTEM = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 NICKNAMES = NicknameIndex.from_table()
 
 # valid (Modulus 11) numbers of the 999 test block
@@ -49,6 +50,7 @@ def patient(
     multiple_birth: int | None = None,
     text: str | None = None,
     name_use: str = "official",
+    practice: str | None = None,
 ) -> dict[str, Any]:
     """A Patient resource; every argument maps to one UK Core element."""
     resource: dict[str, Any] = {"resourceType": "Patient", "id": pid, "identifier": []}
@@ -85,6 +87,10 @@ def patient(
         resource["telecom"] = telecom
     if multiple_birth is not None:
         resource["multipleBirthInteger"] = multiple_birth
+    if practice is not None:  # an ODS code, or a literal reference ("Organization/x")
+        resource["generalPractitioner"] = [
+            {"reference": practice} if "/" in practice else {"identifier": {"system": ODS, "value": practice}}
+        ]
     return resource
 
 

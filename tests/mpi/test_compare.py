@@ -172,6 +172,18 @@ RULE_CASES = [
     ({"postcode": "M1 1AE"}, {"postcode": "LS6 4QT"}, r.UNCORROBORATED),
     ({"postcode": "M1 1AE", "phones": ("07700 900001",)}, {"given": ("Jon",), "phones": ("07700 900001",)},
      r.UNCORROBORATED),
+    # a shared GP practice corroborates only exact birth date and sex with at most one name close
+    ({"postcode": "M1 1AE", "practice": "B82005"},
+     {"given": ("Jonn",), "family": "Smyth", "practice": "B82005"}, r.UNCORROBORATED),
+    ({"postcode": "M1 1AE", "practice": "B82005", "birth": "1980-01-01"},
+     {"practice": "B82005", "birth": "1980-01-01"}, r.UNCORROBORATED),
+    ({"postcode": "M1 1AE", "practice": "B82005"}, {"practice": "B82005", "birth": "1980-05-19"},
+     r.UNCORROBORATED),
+    ({"postcode": "M1 1AE", "practice": "B82005"}, {"family": "Jones", "practice": "B82005"},
+     r.UNCORROBORATED),
+    ({"postcode": "M1 1AE", "practice": "B82005"}, {"practice": "Y02604"}, r.UNCORROBORATED),
+    ({"postcode": "LS6 1AA", "given": ("Jon",), "family": "Smyth"}, {"postcode": "LS6 4QT"},
+     r.UNCORROBORATED),
 ]  # fmt: skip
 
 
@@ -204,10 +216,36 @@ def test_no_cannot_link_rule(left, right):
         ({"postcode": "M1 1AE", "old_postcode": "LS6 4QT"}, {}),  # address history agrees
         ({"postcode": "M1 1AE", "phones": ("07700 900001",)}, {"phones": ("07700 900001",)}),  # all exact
         ({"postcode": "M1 1AE", "emails": ("j@example.org",)}, {"emails": ("j@example.org",)}),
+        # exact names, birth date and sex with one more shared fact (compare rule 7)
+        ({"postcode": "M1 1AE", "practice": "B82005"}, {"practice": "b82005"}),  # the same GP practice
+        ({"postcode": "M1 1AE", "practice": "Organization/9"}, {"practice": "Organization/9"}),
+        ({"postcode": "LS6 1AA"}, {"postcode": "LS6 4QT"}),  # a move within the postcode district
+        ({"postcode": "M1 1AE", "practice": "B82005"}, {"given": ("Jonn",), "practice": "B82005"}),  # a slip
+        ({"postcode": "M1 1AE", "practice": "B82005"}, {"given": ("Johnny",), "practice": "B82005"}),
+        ({"postcode": "M1 1AE", "practice": "B82005"}, {"family": "Smyth", "practice": "B82005"}),
     ],
 )
 def test_corroborated(left, right):
     assert r.UNCORROBORATED not in compare(record("a", **left), record("b", **right)).rules
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "weak"),
+    [
+        ({"postcode": "M1 1AE", "practice": "B82005"}, {"practice": "B82005"}, True),
+        ({"postcode": "LS6 1AA"}, {"postcode": "LS6 4QT"}, True),
+        ({"postcode": "M1 1AE", "phones": ("07700 900001",)}, {"phones": ("07700 900001",)}, False),
+        (
+            {"nhs": NHS_A, "postcode": "M1 1AE", "practice": "B82005"},
+            {"nhs": NHS_A, "practice": "B82005"},
+            False,
+        ),
+    ],
+)
+def test_a_practice_or_district_corroborates_only_weakly(left, right, weak):
+    rules = compare(record("a", **left), record("b", **right)).rules
+    assert (r.WEAKLY_CORROBORATED in rules) is weak
+    assert not r.review_only(rules)
 
 
 VARIANTS = st.fixed_dictionaries(
@@ -244,3 +282,19 @@ def test_a_record_agrees_with_itself(kwargs):
     best = {"address": 2}  # with only an old address, history is the best there is
     assert all(level <= best.get(f, 1) for f, level in zip(FIELDS, c.levels, strict=True))
     assert not r.cannot_link(c.rules)
+
+
+def test_swapped_names_with_a_nickname_read_as_a_nickname():
+    a = record("a", given=("Jennifer",), family="Reed", nhs=NHS_A)
+    b = record("b", given=("Reed",), family="Jenny", nhs=NHS_A)
+    for x, y in ((a, b), (b, a)):
+        found = compare(x, y)
+        assert found.swapped and found.levels[1] == 1 and found.levels[2] == 0
+        assert not r.review_only(found.rules) and not r.cannot_link(found.rules)
+
+
+def test_swapped_names_of_twins_are_still_held():
+    twin = {"family": "Malhotra", "birth": "2012-04-04", "postcode": "LE1 5WW", "line": "3 Park Road"}
+    a = record("a", given=("Ravi",), **twin)
+    b = record("b", given=("Malhotra",), family="Sanjay", **{k: v for k, v in twin.items() if k != "family"})
+    assert r.review_only(compare(a, b).rules) or r.cannot_link(compare(a, b).rules)

@@ -12,7 +12,7 @@ import pytest
 
 from careweave.mpi import normalise
 from careweave.mpi.postcode import Postcode
-from tests.mpi.builders import NHS_A, NHS_B, NICKNAMES, nhs_identifier, patient, record
+from tests.mpi.builders import NHS_A, NHS_B, NICKNAMES, ODS, nhs_identifier, patient, record
 
 
 def test_uk_core_patient():
@@ -145,3 +145,15 @@ def test_empty_patient():
     r = normalise({"resourceType": "Patient", "id": "x"}, NICKNAMES)
     assert r.nhs_number is None and r.birth_date is None and r.postcode is None
     assert r.placeholder  # no name at all identifies nobody
+
+
+def test_gp_practices_by_ods_code_or_reference():
+    resource = patient("p1")
+    resource["generalPractitioner"] = [
+        {"identifier": {"system": ODS, "value": " b82005 "}, "reference": "Organization/1"},
+        {"reference": "Organization/2"},
+        {"display": "Dr Who"},
+        "nonsense",
+    ]
+    assert normalise(resource, NICKNAMES).practices == frozenset({"ods:B82005", "Organization/2"})
+    assert record("p2").practices == frozenset()

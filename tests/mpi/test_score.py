@@ -79,3 +79,15 @@ def test_decide_uses_the_score():
     assert decide(s, TH) is Band.NO_MATCH
     same = score(record("a", nhs=NHS_A), record("b", nhs=NHS_A), MODEL)
     assert decide(same, TH) is Band.CERTAIN
+
+
+def test_a_margin_rule_needs_a_weight_above_certain_by_the_margin():
+    from careweave.mpi import Band, Thresholds, band_of
+    from careweave.mpi.rules import MARGIN_BITS, WEAKLY_CORROBORATED
+
+    t = Thresholds(certain=10.0, possible=0.0)
+    rules = (WEAKLY_CORROBORATED,)
+    assert band_of(10.0 + MARGIN_BITS - 0.01, rules, t) is Band.POSSIBLE
+    assert band_of(10.0 + MARGIN_BITS, rules, t) is Band.CERTAIN
+    assert band_of(10.0, (), t) is Band.CERTAIN
+    assert band_of(-1.0, rules, t) is Band.NO_MATCH

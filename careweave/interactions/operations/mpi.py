@@ -2,8 +2,11 @@
 
 Rules:
 1. Reads go to the ordinary interactions on the identity tenant: read, vread, search (GET and
-   ``POST _search``, e.g. ``Person?link=...``, ``_include``), history, metadata. Any other write is
-   405 (CW-8009): Persons change only through the operations below, which audit every change.
+   ``POST _search``, e.g. ``Person?link=...``, ``_include``), history. Any other write is 405
+   (CW-8009): Persons change only through the operations below, which audit every change. The
+   identity space holds Persons only: any other resource type is 404 (CW-1004).
+   ``GET metadata`` is the identity space's own CapabilityStatement (:func:`identity_capabilities`):
+   exactly the reads above and the operations below, no write interaction.
 2. Operations (all audited; ``actor`` and ``reason`` are required; ``If-Match`` on the Person's
    version is honoured, 412 when stale):
    ``POST Person/{id}/$link`` (``patient``), ``POST Person/{id}/$unlink`` (``patient``),
@@ -28,6 +31,7 @@ from typing import Any
 import orjson
 
 from careweave.errors import CareweaveError, error
+from careweave.fhir.definitions import FHIR_VERSION
 from careweave.identity.records import patient_url
 from careweave.identity.service import IdentityService
 from careweave.interactions.common import parse_body, parse_if_match
@@ -36,8 +40,9 @@ from careweave.interactions.dispatch import dispatch, route, routed
 from careweave.interactions.operations.match import match
 from careweave.interactions.request import Request
 from careweave.interactions.result import Result, error_result
+from careweave.search.params import is_supported
 
-__all__ = ["dispatch_identity"]
+__all__ = ["IDENTITY_OPERATIONS", "dispatch_identity", "identity_capabilities"]
 
 log = logging.getLogger("careweave.identity")
 
@@ -286,6 +291,81 @@ _OPERATIONS: dict[tuple[str, str, str | None, str], Handler] = {
 }
 _READS = frozenset({"GET", "HEAD"})
 _SEARCHES = frozenset({"_search", "type/_search"})
+_CANONICAL = "https://careweave.org/fhir/OperationDefinition/"
+
+IDENTITY_OPERATIONS: dict[str, str] = {
+    "link": _CANONICAL + "Person-link",
+    "unlink": _CANONICAL + "Person-unlink",
+    "merge": _CANONICAL + "Person-merge",
+    "unmerge": _CANONICAL + "Person-unmerge",
+    "locate": _CANONICAL + "Person-locate",
+    "patients": _CANONICAL + "Person-patients",
+    "audit": _CANONICAL + "Person-audit",
+    "review": _CANONICAL + "mpi-review",
+    "review-compare": _CANONICAL + "mpi-review-compare",
+    "review-decide": _CANONICAL + "mpi-review-decide",
+    "match": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+}
+"""Canonical URL of every operation served at /mpi/fhir (one per row of ``_OPERATIONS``)."""
+
+
+def _operation_entries(level: str, type_: str | None) -> list[dict[str, str]]:
+    names = sorted({op for (_, shape, t, op) in _OPERATIONS if shape == level and t == type_})
+    return [{"name": name, "definition": IDENTITY_OPERATIONS[name]} for name in names]
+
+
+def identity_capabilities(services: Services, base_url: str) -> dict[str, Any]:
+    """The CapabilityStatement of the identity space (rule 1): Person read, vread, search and
+    history, Patient ``$match``, the MPI operations; no write interaction."""
+    registry = services.search_params
+    person: dict[str, Any] = {
+        "type": "Person",
+        "profile": "http://hl7.org/fhir/StructureDefinition/Person",
+        "interaction": [
+            {"code": code} for code in ("read", "vread", "search-type", "history-instance", "history-type")
+        ],
+        "versioning": "versioned",
+        "readHistory": True,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalRead": "full-support",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [
+            {"name": p.code, "definition": p.url, "type": p.type}
+            for p in registry.for_type("Person")
+            if is_supported("Person", p.code, registry)
+        ],
+        "operation": _operation_entries("type/id/$op", "Person"),
+    }
+    patient = {
+        "type": "Patient",
+        "profile": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "operation": _operation_entries("type/$op", "Patient"),
+    }
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": services.started_at,
+        "publisher": "careweave",
+        "kind": "instance",
+        "software": {"name": "careweave", "version": services.software_version},
+        "implementation": {
+            "description": "careweave master patient index: the identity space (Persons), read-only; "
+            "Persons change only through the MPI operations",
+            "url": base_url,
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [person, patient],
+                "interaction": [{"code": "search-system"}, {"code": "history-system"}],
+                "operation": _operation_entries("$op", None),
+            }
+        ],
+    }
 
 
 async def dispatch_identity(services: Services, request: Request, shape: str | None = None) -> Result:
@@ -302,6 +382,12 @@ async def dispatch_identity(services: Services, request: Request, shape: str | N
             if handler is None:
                 raise error("CW-1012", f"no MPI operation ${request.operation} for {request.method} here")
             return await handler(services, identity, request)
+        if shape == "metadata":
+            if request.method not in _READS:
+                raise error("CW-8009", "the identity space changes only through its operations")
+            return Result(200, identity_capabilities(services, request.base_url))
+        if request.type is not None and request.type != "Person":
+            raise error("CW-1004", f"the identity space holds Persons only, not {request.type}")
         if request.method in _READS or (request.method == "POST" and shape in _SEARCHES):
             return await dispatch(services, request, shape)
         raise error("CW-8009", "the identity space changes only through its operations ($link, $merge, ...)")

@@ -51,6 +51,7 @@ __all__ = [
     "keys_of",
     "mark_undone",
     "members",
+    "move_record",
     "open_review",
     "outbox_after",
     "record",
@@ -150,12 +151,17 @@ CREATE TABLE mpi_outbox (
 );
 CREATE INDEX mpi_outbox_tid ON mpi_outbox (tid, seq)
 """,
+    # 2: when the identifying elements last changed (survivorship: the most recent record first)
+    """
+ALTER TABLE mpi_record ADD COLUMN changed_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE mpi_record SET changed_ms = updated_ms
+""",
 )
 TENANT_TABLES: tuple[str, ...] = ("mpi_record", "mpi_block", "mpi_review", "mpi_decision", "mpi_outbox")
 
 _RECORD_COLUMNS = (
     "rid, tid, patient, version, person, assurance, origin, weight, detail, model_version, "
-    "demographics, digest, updated_ms"
+    "demographics, digest, updated_ms, changed_ms"
 )
 
 
@@ -175,7 +181,8 @@ class RecordRow:
     model_version: str
     demographics: bytes  # JSON: the identifying elements of the Patient
     digest: str
-    updated_ms: int
+    updated_ms: int  # last change of the row (its link or its version)
+    changed_ms: int  # last change of the identifying elements (a new digest)
 
 
 def _record(row: Sequence[Any]) -> RecordRow:
@@ -241,8 +248,8 @@ def insert_record(
     assurance, origin, weight, detail, model_version = link
     row = sql.execute(
         "INSERT INTO mpi_record (tid, patient, version, person, assurance, origin, weight, detail, "
-        "model_version, demographics, digest, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "RETURNING rid",
+        "model_version, demographics, digest, updated_ms, changed_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rid",
         (
             tid,
             patient,
@@ -256,16 +263,25 @@ def insert_record(
             demographics,
             digest,
             now_ms,
+            now_ms,
         ),
     ).fetchone()
     return int(row[0])
 
 
 def update_record(sql: Sql, rid: int, version: int, demographics: bytes, digest: str, now_ms: int) -> None:
+    """A new version of a record; ``changed_ms`` moves only when the digest does."""
     sql.execute(
-        "UPDATE mpi_record SET version = ?, demographics = ?, digest = ?, updated_ms = ? WHERE rid = ?",
-        (version, demographics, digest, now_ms, rid),
+        "UPDATE mpi_record SET version = ?, demographics = ?, "
+        "changed_ms = CASE WHEN digest = ? THEN changed_ms ELSE ? END, digest = ?, updated_ms = ? "
+        "WHERE rid = ?",
+        (version, demographics, digest, now_ms, digest, now_ms, rid),
     )
+
+
+def move_record(sql: Sql, rid: int, person: str, now_ms: int) -> None:
+    """Move record ``rid`` to ``person`` keeping its link (assurance, origin, score): a split."""
+    sql.execute("UPDATE mpi_record SET person = ?, updated_ms = ? WHERE rid = ?", (person, now_ms, rid))
 
 
 def set_link(
