@@ -39,7 +39,7 @@ from careweave.store.base import (
 from careweave.store.sql import admin
 from careweave.store.sql.compile import Compiler
 from careweave.store.sql.components import COMPONENTS, Sql
-from careweave.store.sql.query import search_statement
+from careweave.store.sql.query import count_statement, search_statement, sorted_scan
 from careweave.store.sql.schema import INDEX_TABLES, MIGRATIONS, TENANT_TABLES
 from careweave.store.sql.search import run_search
 from careweave.store.sql.writer import Writer
@@ -441,9 +441,22 @@ class SqliteStore:
         def run() -> list[str]:
             conn = self._reader()
             compiler = Compiler(tenant.key, lambda key: self._params.lookup(conn, key))
-            statement = search_statement(conn, compiler, plan)
-            rows = conn.execute("EXPLAIN QUERY PLAN " + statement.sql, statement.params)
-            return [f"driver={statement.driver}"] + [str(r[3]) for r in rows]
+            # the statements run_search runs: the count, a sorted scan's phases, or the page query
+            if plan.count == 0:
+                sql, params = count_statement(conn, compiler, plan)
+                statements = [("count", sql, params)]
+            else:
+                scan = sorted_scan(conn, compiler, plan)
+                if scan is not None:
+                    statements = [(f"sorted scan phase {i + 1}", s.sql, s.params) for i, s in enumerate(scan)]
+                else:
+                    page = search_statement(conn, compiler, plan)
+                    statements = [(f"driver={page.driver}", page.sql, page.params)]
+            out: list[str] = []
+            for title, sql, params in statements:
+                out.append(title)
+                out += [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+            return out
 
         return await self._in_pool(run)
 
