@@ -193,6 +193,11 @@ class Dispatcher:
             if e.spec is not None and e.spec.topic == url and e.compiled is not None and e.status != "off"
         ]
 
+    @property
+    def position(self) -> int | None:
+        """The change-log position this dispatcher's views reflect (None: not read yet)."""
+        return self._cursor
+
     def forget(self) -> None:
         """Drop the in-memory views and cursor (after a failed batch: rebuilt from the store)."""
         self._views.clear()

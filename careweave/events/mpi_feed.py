@@ -15,10 +15,14 @@ Rules (notify, then fetch: no patient data travels in the event):
    identity events (``linked``, ``unlinked``, ``merged``, ``unmerged``, docs/mpi.md "Events") it is
    ``<kind> <tenant>|Patient/<id>``, or ``<kind> _mpi|Person/<id>`` naming the other Person of a
    merge.
-2. Delivery is the same outbox discipline as the change log: the feed's own cursor
+2. The subscribers of a row are those the dispatcher knows once it has read the change log at
+   least as far as it stood when the row was read (``position`` >= the log's head, read after the
+   rows): a Subscription stored before the event was written is never missed because the
+   dispatcher had not reached it yet. Until then the batch waits.
+3. Delivery is the same outbox discipline as the change log: the feed's own cursor
    (``ev_cursor`` ``mpi-outbox``) moves in the transaction that numbers and queues the events
    (compare-and-set), so a crash replays and never skips.
-3. The topic takes no filters (it has no resource trigger to filter).
+4. The topic takes no filters (it has no resource trigger to filter).
 """
 
 from __future__ import annotations
@@ -68,14 +72,22 @@ class _Event:
 
 
 Subscribers = Callable[[int], Any]  # tid -> awaitable of the subscription ids on MPI_TOPIC
+Position = Callable[[], "int | None"]  # the change-log position the subscribers reflect
 
 
 class MpiFeed:
     def __init__(
-        self, store: Store, subscribers: Subscribers, clock: Callable[[], int], batch: int = 500
+        self,
+        store: Store,
+        subscribers: Subscribers,
+        clock: Callable[[], int],
+        batch: int = 500,
+        *,
+        position: Position | None = None,
     ) -> None:
         self._store = store
         self._subscribers = subscribers
+        self._position = position
         self._clock = clock
         self._batch = batch
         self._names: dict[int, str] = {}
@@ -86,6 +98,11 @@ class MpiFeed:
         rows = await self._store.sql_read(lambda sql: mpi_sql.outbox_after(sql, start, self._batch))
         if not rows:
             return -1
+        if self._position is not None:  # rule 2
+            head: int = await self._store.sql_read(events_sql.change_head)
+            at = self._position()
+            if at is None or at < head:
+                return 0
         found: list[_Event] = []
         for row in rows:
             sids = await self._subscribers(row.tid)

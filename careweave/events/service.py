@@ -83,7 +83,9 @@ class EventService:
             on_status=self._write_statuses,
         )
         self.worker: DeliveryWorker | None = None
-        self.mpi_feed = MpiFeed(store, self._mpi_subscribers, clock)
+        self.mpi_feed = MpiFeed(
+            store, self._mpi_subscribers, clock, position=lambda: self.dispatcher.position
+        )
         self.hub = WebsocketHub(
             store, config.signing_secret or b"", config.base_url, store.tenant, on_bind=self._bound
         )

@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from careweave.events.mpi_feed import MPI_TOPIC
+from careweave.events.mpi_feed import CURSOR, MPI_TOPIC
 from careweave.events.numbering import event_numbers
+from careweave.store.sql import events as events_sql
 from tests.events.conftest import subscription
 from tests.events.test_delivery import (  # noqa: F401  (fixtures)
     notifications,
@@ -20,9 +21,10 @@ from tests.events.test_delivery import (  # noqa: F401  (fixtures)
 )
 from tests.mpi.builders import NHS_A, patient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("running")]
+pytestmark = [pytest.mark.anyio]
 
 
+@pytest.mark.usefixtures("running")
 async def test_a_change_elsewhere_notifies_the_other_organisation(system, client, receiver) -> None:
     for name in ("trust-a", "trust-b"):
         await system.store.create_tenant(name)
@@ -66,6 +68,7 @@ async def test_a_change_elsewhere_notifies_the_other_organisation(system, client
     assert b"New Street" not in hit.body and b"LS6" not in hit.body  # notify, then fetch
 
 
+@pytest.mark.usefixtures("running")
 async def test_an_unlink_elsewhere_notifies_the_organisation_left_behind(system, client, receiver) -> None:
     for name in ("trust-a", "trust-b"):
         await system.store.create_tenant(name)
@@ -93,3 +96,38 @@ async def test_an_unlink_elsewhere_notifies_the_organisation_left_behind(system,
     assert hit.headers["x-careweave-source"] == "unlinked trust-b|Patient/b1"
     focus = orjson.loads(hit.body)["entry"][1]
     assert focus["request"] == {"method": "GET", "url": "Patient/a1"}  # its own record, to look again
+
+
+async def test_the_feed_waits_until_the_dispatcher_has_read_the_subscription(
+    system, client, receiver
+) -> None:
+    """mpi_feed rule 2: an outbox row written after a Subscription was stored must reach it even
+    when the feed runs before the dispatcher has read that Subscription from the change log."""
+    events, identity = system.events, system.services.identity
+    assert events is not None and identity is not None
+    for name in ("trust-a", "trust-b"):
+        await system.store.create_tenant(name)
+    await identity.space()
+    for tenant, body in (("trust-a", patient("a1", nhs=NHS_A)), ("trust-b", patient("b1", nhs=NHS_A))):
+        r = await client.put(f"/t/{tenant}/fhir/Patient/{body['id']}", json=body)
+        assert r.status_code in (200, 201), r.text
+    await identity.catch_up()
+
+    async def drain(run: Any) -> None:
+        while await run() != -1:
+            pass
+
+    await drain(events.dispatcher.run_once)
+    await drain(events.mpi_feed.run_once)
+    resource = subscription(criteria=MPI_TOPIC, endpoint=receiver.url, status="active")
+    del resource["id"]
+    assert (await client.post("/t/trust-a/fhir/Subscription", json=resource)).status_code == 201
+    tid = (await system.store.tenant("trust-b")).key
+    person = await identity.person_of(tid, "b1")
+    assert person is not None
+    await identity.unlink(person, (tid, "b1"), "ops", "registered against the wrong person")
+    before = await system.store.sql_read(lambda sql: events_sql.cursor(sql, CURSOR))
+    assert await events.mpi_feed.run_once() == 0  # the dispatcher has not read the Subscription yet
+    assert await system.store.sql_read(lambda sql: events_sql.cursor(sql, CURSOR)) == before
+    await drain(events.dispatcher.run_once)
+    assert await events.mpi_feed.run_once() == 1

@@ -200,6 +200,12 @@ def cursor(sql: Sql, name: str = "dispatcher") -> int:
     return int(row[0]) if row else 0
 
 
+def change_head(sql: Sql) -> int:
+    """The newest committed change-log position (0 when the log is empty)."""
+    row = sql.execute("SELECT max(seq) FROM history").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 class CursorMoved(Exception):
     """Another dispatcher moved the cursor first: this batch is rolled back and recomputed."""
 
