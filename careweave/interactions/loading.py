@@ -14,6 +14,8 @@ Rules:
    then rejected.
 5. Files load in name order, Synthea's ``hospitalInformation*`` and ``practitionerInformation*``
    first (the resources others refer to).
+6. The loader parses each resource once: a preparer (maybe in another process) gets its JSON, and
+   the writer gets the loader's own parse of that same JSON.
 """
 
 from __future__ import annotations
@@ -225,7 +227,8 @@ class _Loader:
         self.report = LoadReport()
         self.refs: dict[str, str | None] = {}
         self.pending: list[tuple[str, bytes]] = []
-        self.preparing: list[asyncio.Future[list[Prepared | Rejected]]] = []
+        self.pending_resources: list[dict[str, Any]] = []  # the same resources, parsed
+        self.preparing: list[tuple[asyncio.Future[list[Prepared | Rejected]], list[dict[str, Any]]]] = []
         self.writing: list[asyncio.Future[tuple[int, int]]] = []
         self.deferred: list[_Item] = []
 
@@ -288,35 +291,47 @@ class _Loader:
             self.report.read += 1
             self.reject(item.source, f"unknown resourceType {type_!r}", resource)
             return
-        if not await self.resolve(item, final):
+        raw = orjson.dumps(resource)
+        # a conditional reference is a string with a "?" (which orjson never escapes): without one
+        # there is nothing to resolve, and the resource need not be walked
+        changed = b"?" in raw
+        if changed and not await self.resolve(item, final):
             return
         self.report.read += 1
         if not is_valid_id(resource.get("id")):
             resource["id"] = self.services.new_id()
-        self.pending.append((item.source, orjson.dumps(resource)))
+            changed = True
+        self.pending.append((item.source, orjson.dumps(resource) if changed else raw))
+        self.pending_resources.append(resource)
         if len(self.pending) >= self.chunk:
             await self._prepare_pending()
 
     async def _prepare_pending(self) -> None:
         if self.pending:
             chunk, self.pending = self.pending, []
-            self.preparing.append(asyncio.ensure_future(self.preparer.prepare(chunk)))
+            resources, self.pending_resources = self.pending_resources, []
+            self.preparing.append((asyncio.ensure_future(self.preparer.prepare(chunk)), resources))
         depth = max(1, self.preparer.workers * 2)
         while len(self.preparing) > depth:
-            await self._write(await self.preparing.pop(0))
+            await self._write_prepared()
 
-    async def _write(self, results: list[Prepared | Rejected]) -> None:
+    async def _write(self, results: list[Prepared | Rejected], resources: list[dict[str, Any]]) -> None:
         batch: list[writes.Prepared] = []
-        for result in results:
+        for result, resource in zip(results, resources, strict=True):
             if isinstance(result, Rejected):
                 self.reject(result.source, result.reason, None, result.type, result.id)
                 continue
-            batch.append(writes.Prepared(result.type, orjson.loads(result.body), result.index))
+            # the loader's own parse of the resource: the same JSON as ``body`` (rule 6)
+            batch.append(writes.Prepared(result.type, resource, result.index))
             self.report.by_type[result.type] = self.report.by_type.get(result.type, 0) + 1
         if batch:
             self.writing.append(asyncio.ensure_future(self.services.store.write(self.tenant, _store(batch))))
         while len(self.writing) > 2:
             await self._settle(self.writing.pop(0))
+
+    async def _write_prepared(self) -> None:
+        prepared, resources = self.preparing.pop(0)
+        await self._write(await prepared, resources)
 
     async def _settle(self, write: asyncio.Future[tuple[int, int]]) -> None:
         stored, unchanged = await write
@@ -326,7 +341,7 @@ class _Loader:
     async def drain(self) -> None:
         await self._prepare_pending()
         while self.preparing:
-            await self._write(await self.preparing.pop(0))
+            await self._write_prepared()
         while self.writing:
             await self._settle(self.writing.pop(0))
 

@@ -99,6 +99,9 @@ def _flag(rows: list[Any], low: Callable[[Any], Any], high: Callable[[Any], Any]
     largest sort key of each parameter. Producers append rows with 0 there."""
     if not rows:
         return rows
+    if len(rows) == 1:  # the smallest and the largest of its parameter
+        r = rows[0]
+        return [(*r[:at], FIRST | LAST, *r[at + 1 :])]
     unique = list(dict.fromkeys(rows))  # producers append flags 0, so equal rows are equal tuples
     first: dict[str, int] = {}
     last: dict[str, int] = {}

@@ -39,6 +39,10 @@ _FILTER = re.compile(
     rf"|(?:as|ofType)\((?P<cast>{_IDENT})\))"
 )
 
+_CAST_THEN_PATH = re.compile(
+    rf"\(\s*(?P<inner>{_IDENT}(?:\.{_IDENT})+\s+as\s+(?P<cast>{_IDENT}))\s*\)(?P<names>(?:\.{_IDENT})+)\Z"
+)
+
 Item = tuple[Any, str, str]  # a JSON value, its FHIR type code, its element path (Patient.gender)
 Cursor = tuple[Any, str, str, str]  # value, type, context of its children, element path
 Step = Callable[[list[Cursor]], list[Cursor]]
@@ -48,7 +52,12 @@ class PathAccessor:
     """A compiled simple expression: :meth:`values` gives (value, type) pairs for a resource."""
 
     def __init__(self, parts: list[list[Step]]) -> None:
-        self._parts = parts
+        # every part but a bare type name starts with a child step, which takes the start value
+        # directly rather than as a one-cursor list
+        self._parts = [
+            (steps[0], steps[1:]) if steps and isinstance(steps[0], _Child) else (None, steps)
+            for steps in parts
+        ]
 
     def values(self, resource: dict[str, Any], resource_type: str, context: str = "") -> list[Item]:
         """(value, type, element path) of ``resource`` (or of a value whose children are those of
@@ -57,16 +66,23 @@ class PathAccessor:
 
     def cursors(self, resource: Any, resource_type: str, context: str = "") -> list[Cursor]:
         """Like :meth:`values`, with the context of each value's own children."""
-        out: list[Cursor] = []
         start = context or resource_type
-        for steps in self._parts:
-            current: list[Cursor] = [(resource, resource_type, start, start)]
+        out: list[Cursor] | None = None
+        for first, steps in self._parts:
+            current = (
+                first.first(resource, start)
+                if first is not None
+                else [(resource, resource_type, start, start)]
+            )
             for step in steps:
-                current = step(current)
                 if not current:
                     break
-            out.extend(current)
-        return out
+                current = step(current)
+            if out is None:
+                out = current
+            else:
+                out.extend(current)
+        return out if out is not None else []
 
 
 def compile_path(model: ElementModel, type_: str, expression: str) -> PathAccessor | None:
@@ -99,15 +115,48 @@ def compile_relative(model: ElementModel, context: str, expression: str) -> Path
 
 
 def _compile_part(model: ElementModel, type_: str, text: str, relative: bool) -> list[Step] | None:
+    tail = _CAST_THEN_PATH.match(text)
+    if tail is not None:  # (Observation.value as CodeableConcept).text
+        steps = _compile_part(model, type_, tail["inner"], relative)
+        if steps is None:
+            return None
+        return _children(model, model.base_of_constraint(tail["cast"]), tail["names"].split(".")[1:], steps)
     m = _PART.match(text)
     if m is None or text.count("(") != text.count(")"):
         return None
     names = m["path"].split(".")
     if names[0] != type_.split(".")[0]:
         return None
-    steps: list[Step] = []
-    context = type_
-    for name in names[1:]:
+    found = _children(model, type_, names[1:], [])
+    if found is None:
+        return None
+    steps = found
+    for f in _FILTER.finditer(m["filters"] or ""):
+        if f["resolve"]:
+            steps.append(_resolves_to(f["resolve"]))
+        elif f["field"]:
+            steps.append(_field_equals(f["field"], f["literal"]))
+        else:
+            _add_cast(model, steps, f["cast"])
+    if m["infix"]:
+        _add_cast(model, steps, m["infix"])
+    return steps
+
+
+def _add_cast(model: ElementModel, steps: list[Step], wanted: str) -> None:
+    """A cast right after a child step keeps only the keys of the types it lets through
+    (``Observation.value as Quantity`` reads ``valueQuantity`` alone); else it filters values."""
+    last = steps[-1] if steps else None
+    if isinstance(last, _Child):
+        steps[-1] = last.only(lambda code: model.is_subtype(code, wanted))
+    else:
+        steps.append(_cast(model, wanted))
+
+
+def _children(model: ElementModel, context: str, names: list[str], steps: list[Step]) -> list[Step] | None:
+    """``steps`` followed by the child steps along ``names`` from ``context``; None when one of
+    them is not an element there."""
+    for name in names:
         element = model.children(context).get(name)
         if element is None:
             return None
@@ -122,15 +171,6 @@ def _compile_part(model: ElementModel, type_: str, text: str, relative: bool) ->
             next_context = model.child_context(element, keys[0][1])
         steps.append(_child(model, element.content, keys, next_context, element.path))
         context = next_context
-    for f in _FILTER.finditer(m["filters"] or ""):
-        if f["resolve"]:
-            steps.append(_resolves_to(f["resolve"]))
-        elif f["field"]:
-            steps.append(_field_equals(f["field"], f["literal"]))
-        else:
-            steps.append(_cast(model, f["cast"]))
-    if m["infix"]:
-        steps.append(_cast(model, m["infix"]))
     return steps
 
 
@@ -141,24 +181,48 @@ def _child(
     context: str,
     element_path: str,
 ) -> Step:
-    def step(items: list[Cursor]) -> list[Cursor]:
+    fixed = tuple((key, code, content or (context or model.base_of_constraint(code))) for key, code in keys)
+    return _Child(fixed, "." + element_path.rsplit(".", 1)[-1].removesuffix("[x]"))
+
+
+class _Child:
+    """The step to a child element. Everything but a value's element path (its parent's context
+    plus the name) is fixed when it is compiled; the paths are remembered per parent context."""
+
+    __slots__ = ("_fixed", "_name", "_paths")
+
+    def __init__(self, fixed: tuple[tuple[str, str, str], ...], name: str) -> None:
+        self._fixed = fixed  # (JSON key, its type code, the context of its children)
+        self._name = name  # ".given"
+        self._paths: dict[str, str] = {}
+
+    def only(self, keep: Callable[[str], bool]) -> _Child:
+        """This step for the types ``keep`` accepts alone."""
+        return _Child(tuple(f for f in self._fixed if keep(f[1])), self._name)
+
+    def __call__(self, items: list[Cursor]) -> list[Cursor]:
         out: list[Cursor] = []
         for value, _, parent_context, _ in items:
-            if value.__class__ is not dict:
-                continue
-            for key, type_code in keys:
-                found = value.get(key)
-                if found is None:
-                    continue
-                child_context = content or (context or model.base_of_constraint(type_code))
-                path = f"{parent_context}.{element_path.rsplit('.', 1)[-1].removesuffix('[x]')}"
-                if found.__class__ is list:
-                    out.extend((v, type_code, child_context, path) for v in found if v is not None)
-                else:
-                    out.append((found, type_code, child_context, path))
+            out.extend(self.first(value, parent_context))
         return out
 
-    return step
+    def first(self, value: Any, parent_context: str) -> list[Cursor]:
+        """The cursors of one value's children."""
+        if value.__class__ is not dict:
+            return []
+        out: list[Cursor] = []
+        for key, type_code, child_context in self._fixed:
+            found = value.get(key)
+            if found is None:
+                continue
+            path = self._paths.get(parent_context)
+            if path is None:
+                path = self._paths[parent_context] = parent_context + self._name
+            if found.__class__ is list:
+                out.extend([(v, type_code, child_context, path) for v in found if v is not None])
+            else:
+                out.append((found, type_code, child_context, path))
+        return out
 
 
 def _resolves_to(target: str) -> Step:
@@ -184,7 +248,16 @@ def _field_equals(field: str, literal: str) -> Step:
 
 
 def _cast(model: ElementModel, wanted: str) -> Step:
+    subtype: dict[str, bool] = {}  # type code -> is it ``wanted`` or derived from it
+
     def step(items: list[Cursor]) -> list[Cursor]:
-        return [item for item in items if model.is_subtype(item[1], wanted)]
+        out = []
+        for item in items:
+            found = subtype.get(item[1])
+            if found is None:
+                found = subtype[item[1]] = model.is_subtype(item[1], wanted)
+            if found:
+                out.append(item)
+        return out
 
     return step

@@ -108,6 +108,32 @@ async def test_rejects_are_reported_and_the_rest_loads(system, tmp_path) -> None
     assert any("not JSON" in r["reason"] for r in reasons)
 
 
+async def test_stored_bodies_are_the_resources_as_written(system, tmp_path) -> None:
+    # the writer gets the loader's own parse (rule 6), and only a resource holding a "?" is walked
+    # for conditional references: one written with an escaped "?" (\\u003f) is still found
+    tenant = await system.store.tenant("default")
+    lines = [
+        b'{"resourceType":"Patient","id":"q1","name":[{"text":"Who? \\u00e9"}],"multipleBirthInteger":3}',
+        b'{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+        b'"valueQuantity":{"value":1.50,"unit":"mg"},"subject":{"reference":"Patient/q1"}}',
+        b'{"resourceType":"Observation","id":"o2","status":"final","code":{"text":"x"},'
+        b'"subject":{"reference":"Patient\\u003fidentifier=none|none"}}',
+    ]
+    path = tmp_path / "plain.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = await load_paths(system.services, tenant, [path], report_path=tmp_path / "r.ndjson")
+    assert report.stored == 2 and report.rejected == 1
+    assert "conditional reference" in (tmp_path / "r.ndjson").read_text()
+    history = (await system.store.history(tenant, HistoryQuery(count=10))).entries
+    stored = {e.type: orjson.loads(e.body) for e in history if e.body is not None}
+    for line in lines[:2]:
+        sent = orjson.loads(line)
+        got = stored[sent["resourceType"]]
+        assert {k: v for k, v in got.items() if k not in ("id", "meta")} == {
+            k: v for k, v in sent.items() if k != "id"}
+    assert stored["Patient"]["id"] == "q1" and stored["Observation"]["id"]
+
+
 @pytest.mark.slow
 def test_cli_load_with_worker_processes(demo, tmp_path) -> None:
     data = tmp_path / "d"

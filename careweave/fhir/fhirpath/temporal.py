@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,6 +38,9 @@ __all__ = [
 _DATE_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _TIME_RE = re.compile(r"(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?")
 _TZ_RE = re.compile(r"Z|([+-])(\d{2}):(\d{2})")
+# parsed texts remembered per parse function (the values are immutable; the same dates and times
+# recur across resources, e.g. every invariant comparing a Period's start and end)
+_PARSED = 8192
 
 # Duration units (calendar keywords and UCUM time codes) -> (part index in a DateTime, multiplier).
 # Part indexes: 1 month, 2 day, 3 hour, 4 minute, 5 second, 6 millisecond; years are 12 months.
@@ -127,6 +131,7 @@ def _valid_time(parts: tuple[int, ...]) -> bool:
     return all(0 <= p <= limit for p, limit in zip(parts, limits, strict=False))
 
 
+@functools.lru_cache(maxsize=_PARSED)
 def parse_date(text: str) -> Date | None:
     """A FHIR ``date`` / FHIRPath Date (``2014``, ``2014-05``, ``2014-05-06``), or None."""
     m = _DATE_RE.fullmatch(text)
@@ -136,6 +141,7 @@ def parse_date(text: str) -> Date | None:
     return Date(parts) if _valid_date(parts) else None
 
 
+@functools.lru_cache(maxsize=_PARSED)
 def parse_time(text: str) -> Time | None:
     """A FHIR ``time`` / FHIRPath Time (``14``, ``14:30``, ``14:30:15.123``), or None."""
     m = _TIME_RE.fullmatch(text)
@@ -145,6 +151,7 @@ def parse_time(text: str) -> Time | None:
     return Time(parts) if _valid_time(parts) else None
 
 
+@functools.lru_cache(maxsize=_PARSED)
 def parse_datetime(text: str) -> DateTime | None:
     """A FHIR ``dateTime``/``instant`` or FHIRPath DateTime (``2014-05-06T10:00:00+02:00``,
     ``2014T``, ``2014-05``), or None."""

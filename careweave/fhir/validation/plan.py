@@ -62,6 +62,9 @@ class Slot:
     binding: BindingRule | None
     targets: frozenset[str]  # allowed Reference target types; empty means any
     invariants: tuple[Invariant, ...]
+    # a primitive whose only check is its own (no binding, no invariants, not xhtml): a valid value
+    # needs nothing else (but a local "#" reference in a uri type, which is noted)
+    plain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,8 @@ class _Builder:
         of_type = self.table.compile(typedef.constraints, code) if typedef and kind != RESOURCE else ()
         seen = {inv.key for inv in own}
         allowed = frozenset(t for t in targets if t in self.resource_types)
+        binding = self._binding(element)
+        invariants = own + tuple(inv for inv in of_type if inv.key not in seen)
         return Slot(
             key=key,
             name=element.name,
@@ -165,9 +170,10 @@ class _Builder:
             choice=element.choice,
             context=model.child_context(element, code) if kind == COMPLEX else "",
             check=self.checks.get(code) if kind == PRIMITIVE else None,
-            binding=self._binding(element),
+            binding=binding,
             targets=frozenset() if "Resource" in targets else allowed,
-            invariants=own + tuple(inv for inv in of_type if inv.key not in seen),
+            invariants=invariants,
+            plain=kind == PRIMITIVE and binding is None and not invariants and code != "xhtml",
         )
 
     def _binding(self, element: Element) -> BindingRule | None:

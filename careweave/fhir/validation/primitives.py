@@ -30,6 +30,8 @@ _MAX_STRING = 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _DATE_PARTS = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _FRACTION_DIGITS = re.compile(r"\.(\d+)")
+_MEMO_SIZE = 4096  # valid values remembered per primitive type
+_MEMO_LENGTH = 256  # longer values are always checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +106,15 @@ def _make_check(name: str, pattern: re.Pattern[str] | None) -> PrimitiveCheck:
     semantic = _SEMANTIC.get(name)
     loose = name in ("string", "markdown")
     fullmatch = pattern.fullmatch if pattern is not None else None
+    # short values found valid (codes, systems, dates recur): a value's check never changes, so
+    # they are not checked again; bounded, it starts over when full
+    valid: set[str] = set()
 
     def check(value: object) -> Problem | None:
         if type(value) is not str:
             return Problem("error", "structure", "must be a JSON string")
+        if value in valid:
+            return None
         if not value:
             return Problem("error", "value", "must not be an empty string")
         if len(value) > _MAX_STRING:
@@ -121,7 +128,12 @@ def _make_check(name: str, pattern: re.Pattern[str] | None) -> PrimitiveCheck:
         if fullmatch is not None and fullmatch(value) is None:
             clause = _explain(name, value) or f"is not a valid {name} ({_shown(value)})"
             return Problem("error", "value", clause)
-        return semantic(value) if semantic is not None else None
+        problem = semantic(value) if semantic is not None else None
+        if problem is None and len(value) <= _MEMO_LENGTH:
+            if len(valid) >= _MEMO_SIZE:
+                valid.clear()
+            valid.add(value)
+        return problem
 
     return check
 

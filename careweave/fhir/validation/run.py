@@ -30,6 +30,9 @@ class Scope:
     local_refs: set[str] = field(default_factory=set)  # root only: every "#..." seen
     referring: set[int] = field(default_factory=set)  # root only: contained that refer to "#"
     refers_to_container: bool = False  # contained only: has a reference "#"
+    # the typed nodes invariants are given (the resource, %resource, %rootResource): built once
+    # per resource rather than once per invariant
+    nodes: tuple[Any, ...] | None = None
 
     @property
     def top(self) -> Scope:
@@ -47,7 +50,7 @@ class Run:
     conditional_references: bool = False  # inside a transaction/batch Bundle entry
     profile_details: str | None = None  # set while checking a profile: the issues' details
     issues: list[Issue] = field(default_factory=list)
-    typed: Callable[[Any, str, str], Any] | None = None  # the engine's node(value, type, path)
+    typed: Callable[[Any, str | None, str | None], Any] | None = None  # the engine's node(value, type, path)
     depth: int = 0  # objects being walked, for the nesting limit
 
     def add(

@@ -106,7 +106,7 @@ def _walk_keys(run: Run, obj: dict[str, Any], plan: ContextPlan, path: str, scop
             )
         elif value is None:
             run.error("structure", f"{path}.{slot.segment}", "must not be null")
-        else:
+        elif not (slot.plain and _valid_plain(slot, value)):
             _value(run, slot, value, f"{path}.{slot.segment}", scope)
     for requirement in plan.required:
         count = 0
@@ -150,6 +150,7 @@ def _array(run: Run, obj: dict[str, Any], slot: Slot, value: object, path: str, 
     if slot.max is not None and len(value) > slot.max:
         run.error("structure", base, f"has {len(value)} items but at most {slot.max} are allowed")
     extensions = obj.get("_" + slot.key) if slot.kind == PRIMITIVE else None
+    plain = slot.plain
     for index, item in enumerate(value):
         if item is None:
             aligned = type(extensions) is list and index < len(extensions) and extensions[index] is not None
@@ -161,7 +162,17 @@ def _array(run: Run, obj: dict[str, Any], slot: Slot, value: object, path: str, 
                     "allowed where the _ array has an extension at the same index)",
                 )
             continue
-        _value(run, slot, item, f"{base}[{index}]", scope)
+        if not (plain and _valid_plain(slot, item)):
+            _value(run, slot, item, f"{base}[{index}]", scope)
+
+
+def _valid_plain(slot: Slot, value: Any) -> bool:
+    """Whether a value of a plain primitive slot is valid and needs nothing more: then
+    :func:`_primitive` would add no issue and note nothing, and its path is never built."""
+    check = slot.check
+    if check is not None and check(value) is not None:
+        return False
+    return slot.type_code not in _LOCAL_URI_TYPES or value[:1] != "#"
 
 
 def _value(run: Run, slot: Slot, value: Any, path: str, scope: Scope) -> None:
@@ -275,14 +286,25 @@ def evaluate(
     When the engine can type a value (``node(value, type, path)``), the focus is given as a typed
     node of ``type_name`` (a type, or a backbone element's path), else as the bare JSON value.
     """
-    resource = scope.resource
-    variables = {"resource": resource, "rootResource": scope.root_resource}
+    resource: Any = scope.resource
+    root_resource: Any = scope.root_resource
     focus = node
-    if run.typed is not None and type_name:
-        try:
-            focus = run.typed(node, type_name, path)
-        except Exception:  # an engine that cannot type the value still gets the bare value
-            focus = node
+    if run.typed is not None:
+        if type_name:
+            try:
+                focus = run.typed(node, type_name, path)
+            except Exception:  # an engine that cannot type the value still gets the bare value
+                focus = node
+        nodes = scope.nodes
+        if nodes is None:
+            nodes = scope.nodes = _resource_nodes(run.typed, resource, root_resource)
+        if nodes:
+            resource, resource_var, root_resource = nodes
+        else:
+            resource_var = resource
+    else:
+        resource_var = resource
+    variables = {"resource": resource_var, "rootResource": root_resource}
     for invariant in invariants:
         try:
             result = invariant.compiled.evaluate(resource, context=focus, variables=variables)
@@ -303,3 +325,13 @@ def evaluate(
                 f"breaks invariant {invariant.key}: {invariant.human}",
                 invariant.key,
             )
+
+
+def _resource_nodes(typed: Any, resource: dict[str, Any], root_resource: dict[str, Any]) -> tuple[Any, ...]:
+    """The resource as the engine's typed nodes: the evaluation root, ``%resource`` and
+    ``%rootResource`` (three nodes, as the engine would make from the bare values); () when the
+    engine cannot type them, and then the bare values are given as before."""
+    try:
+        return (typed(resource, None, None), typed(resource, None, None), typed(root_resource, None, None))
+    except Exception:
+        return ()

@@ -144,3 +144,15 @@ def test_quantity_comparison_and_equivalence() -> None:
     assert compare_quantities(Quantity(D(1), "kg"), Quantity(D(1), "m")) is None
     assert equivalent_quantities(Quantity(D("1.0"), "kg"), Quantity(D(1040), "g"))
     assert not equivalent_quantities(Quantity(D("1.00"), "kg"), Quantity(D(1040), "g"))
+
+
+@pytest.mark.parametrize("parse", [parse_date, parse_datetime, parse_time], ids=lambda f: f.__name__)
+def test_remembered_parses_are_fresh_parses(parse) -> None:
+    """The parse functions remember what they parsed (the values are immutable): asked again, they
+    answer as the undecorated function does, valid and invalid texts alike."""
+    texts = ["2014", "2014-05", "2014-05-06", "2014-02-30", "2024-02-29", "2014-05-06T10:00:00+02:00",
+             "2014-05-06T10:00:00.123Z", "2014-05-06T10:00", "2014T", "2014-05-06T25:00:00Z", "10:00",
+             "10:00:00.5", "24:00", "", "x", "2014-05-06T10:00:00+02:00Z"]
+    for _ in range(2):
+        for text in texts:
+            assert parse(text) == parse.__wrapped__(text), text

@@ -193,3 +193,38 @@ def test_careweave_engine_on_the_packaged_corpus(engine_validator: Validator) ->
         if i.severity in ("error", "information") and r.get("id") != "SubscriptionStatus"
     ]
     assert bad == []
+
+
+def test_resource_nodes_built_once_find_what_bare_resources_find(
+    engine_validator: Validator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The typed nodes of a resource (the root, %resource, %rootResource) are built once per
+    resource and shared by all its invariants; giving every invariant the bare resource instead (as
+    the engine would then type it itself) finds exactly the same issues."""
+    from careweave.fhir import definitions, ukcore
+    from careweave.fhir.validation import walk
+
+    obs_7 = observation(component=[{"code": OBSERVATION["code"], "valueQuantity": {"value": 1}}])
+    contained = {
+        "resourceType": "DiagnosticReport",
+        "id": "r1",
+        "status": "final",
+        "code": {"text": "panel"},
+        "result": [{"reference": "#o1"}],
+        "contained": [
+            {**observation(dataAbsentReason={"text": "x"}, text=None), "id": "o1"},
+            {**observation(text=None, effectiveDateTime=None,
+                           effectivePeriod={"start": "2024-02-01", "end": "2024-01-01"}), "id": "o2"},
+        ],
+    }
+    cases = [
+        *(resource for _, resource, _ in REAL_CASES),
+        obs_7,
+        contained,
+        *ukcore.load_examples(),
+        *definitions.resources_of("profiles-resources")[::11],
+    ]
+    shared = [engine_validator.validate(r) for r in cases]
+    assert sum(1 for issues in shared for i in issues if i.code == "invariant") >= len(REAL_CASES) + 3
+    monkeypatch.setattr(walk, "_resource_nodes", lambda *args: ())
+    assert [engine_validator.validate(r) for r in cases] == shared

@@ -128,3 +128,27 @@ def test_whitespace_only_string_warns(checks: Mapping[str, PrimitiveCheck], valu
 def test_control_characters_warn(checks: Mapping[str, PrimitiveCheck]) -> None:
     problem = checks["string"]("bell\x07")
     assert problem is not None and problem.severity == "warning"
+
+
+def test_remembered_valid_values_give_the_answers_of_a_fresh_check(
+    model: ElementModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check remembers short values it found valid; asked again (or after its memory started
+    over) it answers exactly as a check that has seen nothing."""
+    from careweave.fhir.validation import primitives
+
+    values = [value for _, value in VALID] + [case[1] for case in INVALID] + [
+        "", " ", "2024-02-30", "2024-02-29", "2023-02-29", "2024-01-01T10:00:00Z", "2024-01-01T10:00",
+        "x" * 300, "a" * 65, "a b", " final", "urn:oid:1.2", "http://loinc.org", "12:60:00", "aGk=",
+        "aGk", 3, None, ["a"], {"a": 1},
+    ]
+    remembering = build_primitive_checks(model)
+    for _ in range(2):
+        for name, check in sorted(remembering.items()):
+            for value in values:
+                assert check(value) == build_primitive_checks(model)[name](value), (name, value)
+    monkeypatch.setattr(primitives, "_MEMO_SIZE", 2)
+    small = build_primitive_checks(model)
+    for _ in range(2):
+        for value in values:
+            assert small["dateTime"](value) == build_primitive_checks(model)["dateTime"](value), value

@@ -155,3 +155,27 @@ def test_extension_ext_1(validator: Validator) -> None:
 def test_whitespace_only_string_is_a_warning(validator: Validator) -> None:
     issues = validator.validate(patient(name=[{"family": "  "}]))
     assert located(issues) == {("warning", "value", "Patient.name[0].family")}
+
+
+def test_plain_primitives_skipped_when_valid_give_the_same_issues(
+    validator: Validator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid value of a primitive with nothing else to check (no binding, no invariant) is not
+    walked further; walking every value (the general path) finds exactly the same issues, on every
+    case here, local references and warnings included."""
+    from careweave.fhir import ukcore
+    from careweave.fhir.validation import walk
+
+    extra = [
+        patient(name=[{"family": " ", "given": ["Ann", "", "B\x01"]}], birthDate="2024-02-30"),
+        observation(valueString="x", effectiveDateTime="2024-01-01T10:00", issued="2024-01-01"),
+        # the contained Patient is referred to only from a uri (meta.source): no dom-3
+        {**observation(text=None), "contained": [{"resourceType": "Patient", "id": "c"}],
+         "meta": {"source": "#c"}},
+        {**patient(), "implicitRules": "#", "_birthDate": {"extension": [{"url": "u", "valueCode": "x"}]}},
+    ]
+    cases = [case[1] for case in CASES] + extra + [PATIENT, OBSERVATION, *ukcore.load_examples()]
+    quick = [validator.validate(r) for r in cases]
+    monkeypatch.setattr(walk, "_valid_plain", lambda slot, value: False)
+    assert [validator.validate(r) for r in cases] == quick
+    assert sum(len(issues) for issues in quick) > len(CASES)

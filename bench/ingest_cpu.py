@@ -1,0 +1,205 @@
+"""CPU per resource on the write path: validation, index extraction, and the whole bulk load.
+
+Run: ``.venv/bin/python bench/ingest_cpu.py /tmp/cwA/g1k/ndjson [--repeat 3] [--cli]``
+(make the data with ``careweave generate --patients 1000 --formats ndjson --seed 1 OUT``).
+
+Everything is CPU time (``time.process_time``: every thread of this process, the SQLite writer
+included), so the figures hold on a busy machine where wall-clock rates do not:
+
+1. validate: ``services.validate(resource, tenant)``, the call the loader makes per resource;
+2. index: the tenant's ``Indexer.index(resource)``, likewise;
+3. load: ``load_paths`` (the ``careweave load --workers 0`` path: read, parse, references,
+   validate, index, write) of each NDJSON file in turn into a fresh data directory;
+4. ``--cli``: the real ``careweave load --workers 0`` and ``--workers 1`` in a subprocess, with the
+   wall-clock rate it reports and the CPU of it and its worker processes (rusage of children).
+
+Each in-process figure is the smallest of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from careweave.interactions.loading import load_paths
+from careweave.settings import from_environment
+from careweave.store.base import Tenant
+from careweave.system import System, build_system, load_definitions
+
+_CLI = Path(sys.executable).with_name("careweave")
+
+
+def _read(directory: Path, limit: int | None) -> dict[Path, list[dict[str, Any]]]:
+    out: dict[Path, list[dict[str, Any]]] = {}
+    for path in sorted(directory.glob("*.ndjson")):
+        lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+        out[path] = [orjson.loads(line) for line in lines[:limit]]
+    return out
+
+
+def _cpu_us(run: Callable[[], None], count: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        run()
+        best = min(best, time.process_time() - started)
+    return best * 1e6 / max(count, 1)
+
+
+def _each(call: Callable[[dict[str, Any]], object], resources: list[dict[str, Any]]) -> Callable[[], None]:
+    def run() -> None:
+        for r in resources:
+            call(r)
+
+    return run
+
+
+async def _load_cpu(files: dict[Path, list[dict[str, Any]]], repeat: int, scratch: Path) -> dict[str, float]:
+    """µs CPU per resource of load_paths, per file, best of ``repeat`` fresh data directories."""
+    best: dict[str, float] = {}
+    defs = load_definitions()
+    for attempt in range(repeat):
+        data = scratch / f"load-{attempt}"
+        sources = scratch / f"src-{attempt}"
+        sources.mkdir()
+        system = build_system(from_environment({"data_dir": data}), defs)
+        try:
+            tenant = await system.store.tenant("default")
+            assert tenant is not None
+            await _warm(system, tenant)
+            for path, resources in files.items():
+                # the file as limited by --limit (so every figure covers the same resources)
+                source = sources / path.name
+                source.write_bytes(b"\n".join(orjson.dumps(r) for r in resources) + b"\n")
+                started = time.process_time()
+                report = await load_paths(system.services, tenant, [source], report_path=None)
+                spent = time.process_time() - started
+                assert report.rejected == 0, f"{path.name}: {report.rejected} rejected"
+                type_ = path.stem
+                best[type_] = min(best.get(type_, float("inf")), spent * 1e6 / max(report.read, 1))
+        finally:
+            await system.close()
+    return best
+
+
+async def _warm(system: System, tenant: Tenant) -> None:
+    # the indexer compiles each type's plan on first use; do not charge that to the first file
+    indexer = (await system.services.search.of(tenant)).indexer
+    for type_ in system.definitions.model.resource_types:
+        indexer.plan(type_)
+
+
+def _cli(directory: Path, workers: int, scratch: Path) -> tuple[str, float, float]:
+    """(the CLI's summary line, its reported rate, CPU µs per resource of it and its workers)."""
+    data = scratch / f"cli-{workers}"
+    data.mkdir()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [
+            str(_CLI),
+            "load",
+            "--data",
+            str(data),
+            "--workers",
+            str(workers),
+            "--report",
+            str(scratch / f"rejected-{workers}.ndjson"),
+            str(directory),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    line = done.stdout.strip().splitlines()[-1]
+    m = re.search(r"([\d,]+) resources .*\(([\d,]+)/s\)", line)
+    read, rate = (int(m[1].replace(",", "")), float(m[2].replace(",", ""))) if m else (0, 0.0)
+    return line, rate, cpu * 1e6 / max(read, 1)
+
+
+def _load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--repeat", type=int, default=1, help="Runs per figure; the smallest is kept.")
+@click.option("--limit", type=int, default=None, help="At most this many resources per file.")
+@click.option("--cli/--no-cli", default=False, help="Also time `careweave load --workers 0|1`.")
+@click.option("--skip-load", is_flag=True, help="Only validation and index extraction.")
+def main(directory: Path, repeat: int, limit: int | None, cli: bool, skip_load: bool) -> None:
+    """µs of CPU per resource for validation, index extraction and the bulk load, per type."""
+    files = _read(directory, limit)
+    console = Console(width=160)
+    console.print(f"load average before: {_load_average()}")
+    with tempfile.TemporaryDirectory(prefix="careweave-ingest-") as tmp:
+        scratch = Path(tmp)
+        system = build_system(from_environment({"data_dir": scratch / "measure"}))
+
+        async def parts() -> tuple[Callable[..., Any], Callable[..., Any], Tenant]:
+            tenant = await system.store.tenant("default")
+            assert tenant is not None
+            await _warm(system, tenant)
+            indexer = (await system.services.search.of(tenant)).indexer
+            return system.services.validate, indexer.index, tenant
+
+        validate, index, tenant = asyncio.run(parts())
+        rows: dict[str, dict[str, float]] = {}
+        for path, resources in files.items():
+            n = len(resources)
+            rows[path.stem] = {
+                "n": n,
+                "validate": _cpu_us(_each(lambda r: validate(r, tenant), resources), n, repeat),
+                "index": _cpu_us(_each(index, resources), n, repeat),
+            }
+        asyncio.run(system.close())
+        if not skip_load:
+            for type_, us in asyncio.run(_load_cpu(files, repeat, scratch)).items():
+                rows[type_]["load"] = us
+        _table(console, rows)
+        if cli:
+            cli_table = Table(title="careweave load (whole CLI, wall clock and CPU incl. workers)")
+            for column in ("workers", "resources/s", "CPU µs/resource", "load average after", "summary"):
+                cli_table.add_column(column, justify="right")
+            for workers in (0, 1):
+                line, rate, us = _cli(directory, workers, scratch)
+                cli_table.add_row(str(workers), f"{rate:,.0f}", f"{us:,.0f}", _load_average(), line)
+            console.print(cli_table)
+    console.print(f"load average after: {_load_average()}")
+
+
+def _table(console: Console, rows: dict[str, dict[str, float]]) -> None:
+    table = Table(title="CPU µs per resource (process_time, best of --repeat)")
+    columns = ("validate", "index", "load")
+    table.add_column("type")
+    table.add_column("resources", justify="right")
+    for column in columns:
+        table.add_column(column, justify="right")
+    total_n = sum(int(r["n"]) for r in rows.values())
+    for type_, r in rows.items():
+        table.add_row(type_, f"{int(r['n']):,}", *(f"{r[c]:,.0f}" if c in r else "-" for c in columns))
+    overall = [
+        sum(r[c] * r["n"] for r in rows.values()) / total_n if all(c in r for r in rows.values()) else None
+        for c in columns
+    ]
+    table.add_row("all", f"{total_n:,}", *("-" if v is None else f"{v:,.0f}" for v in overall), style="bold")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
