@@ -159,46 +159,57 @@ def _pcts(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), values[min(len(values) - 1, int(len(values) * 0.99))]
 
 
-def time_hand_sql(db: Path, kind: str, qs: list[dict[str, str]], pid: dict[str, int]) -> tuple[float, float]:
+def time_hand_sql(
+    db: Path, kind: str, qs: list[dict[str, str]], pid: dict[str, int]
+) -> tuple[float, float, float]:
+    """p50 and p99 ms, and CPU µs per query (process time: noisy neighbours inflate wall time)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     conn.execute("PRAGMA cache_size = -65536")
     times = []
+    cpu = 0.0
     for q in qs:
         sql, params = hand_sql(kind, q, pid)
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         conn.execute(sql, params).fetchall()
         times.append((time.perf_counter() - t) * 1000)
+        cpu += time.process_time() - c
     conn.close()
-    return _pcts(times[10:])
+    return (*_pcts(times[10:]), cpu / len(qs) * 1e6)
 
 
-def time_engine(data: Path, kind: str, qs: list[dict[str, str]]) -> tuple[tuple[float, float], list[str]]:
-    """The search engine alone, in-process: parse, plan, SQL, page (no HTTP)."""
+def time_engine(
+    data: Path, kind: str, qs: list[dict[str, str]]
+) -> tuple[tuple[float, float, float], list[str]]:
+    """The search engine alone, in-process: plan, SQL, page (``Store.search``; parsing and HTTP
+    not timed). p50 and p99 ms, and CPU µs per query (process time, the reader pool's included)."""
     from urllib.parse import parse_qsl
 
     from careweave.search.params import SearchContext, parse_search
     from careweave.settings import Settings
     from careweave.system import build_system
 
-    async def run() -> tuple[list[float], list[str]]:
+    async def run() -> tuple[list[float], float, list[str]]:
         system = build_system(Settings(data_dir=data))
         tenant = await system.store.tenant("default")
         ctx = SearchContext(system.definitions.search_params, system.services.resource_types, "",
                             None)
-        times, plan_text = [], []
+        times: list[float] = []
+        plan_text: list[str] = []
+        cpu = 0.0
         for i, q in enumerate(qs):
             items = parse_qsl(url(q).split("?", 1)[1])
             parsed = parse_search((q["path"],), items, ctx, count=20, max_count=1000)
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             await system.store.search(tenant, parsed.plan)
             times.append((time.perf_counter() - t) * 1000)
+            cpu += time.process_time() - c
             if i == 0:
                 plan_text = await system.store.explain(tenant, parsed.plan)  # type: ignore[attr-defined]
         await system.close()
-        return times, plan_text
+        return times, cpu / len(qs) * 1e6, plan_text
 
-    times, plan_text = asyncio.run(run())
-    return _pcts(times[10:]), plan_text
+    times, cpu, plan_text = asyncio.run(run())
+    return (*_pcts(times[10:]), cpu), plan_text
 
 
 def run(patients: int = 20000, seconds: int = 8, data_root: Path | None = None) -> dict[str, Any]:
@@ -244,14 +255,15 @@ def table(result: dict[str, Any], printer: Callable[..., None]) -> None:
 
     t = Table(title=f"careweave search, {result['resources']:,} resources (SQLite)")
     for col in ("query", "1 client p50/p99 ms", "16 clients p50/p99 ms", "16 clients req/s",
-                "engine p50/p99 ms", "hand SQL p50/p99 ms", "engine/hand p50"):
+                "engine p50/p99 ms", "hand SQL p50/p99 ms", "engine/hand p50", "engine/hand CPU"):
         t.add_column(col, justify="left" if col == "query" else "right")
     for r in result["rows"]:
         h1, h16 = r["http"][1], r["http"][16]
         ratio = r["engine"][0] / r["hand"][0] if r["hand"][0] else float("nan")
+        cpu = r["engine"][2] / r["hand"][2] if len(r["hand"]) > 2 and r["hand"][2] else float("nan")
         t.add_row(r["query"], f"{h1['p50']:.2f} / {h1['p99']:.2f}", f"{h16['p50']:.2f} / {h16['p99']:.2f}",
                   f"{h16['rate']:,.0f}", f"{r['engine'][0]:.2f} / {r['engine'][1]:.2f}",
-                  f"{r['hand'][0]:.2f} / {r['hand'][1]:.2f}", f"{ratio:.1f}x")
+                  f"{r['hand'][0]:.2f} / {r['hand'][1]:.2f}", f"{ratio:.1f}x", f"{cpu:.1f}x")
     printer(t)
     for r in result["rows"]:
         printer(f"[bold]{r['query']}[/bold]  {r['example']}")

@@ -124,10 +124,13 @@ class Compiler:
         return f"{alias}.tid = ?"
 
     # -- sets and filters -------------------------------------------------------------------
-    def rk_set(self, atom: Atom, params: list[Any]) -> str:
+    def rk_set(self, atom: Atom, params: list[Any], rows_only: bool = False) -> str:
+        """The atom's row keys; ``rows_only``: one row per matching index row, with no column
+        (for counting: the index alone can answer, without reading each row's rk)."""
         where = [self.tenant(atom.alias, params), *atom.conditions]
         params.extend(atom.params)
-        return f"SELECT {atom.alias}.rk FROM {atom.table} {atom.alias} WHERE {' AND '.join(where)}"
+        what = "1" if rows_only else f"{atom.alias}.rk"
+        return f"SELECT {what} FROM {atom.table} {atom.alias} WHERE {' AND '.join(where)}"
 
     def exists(self, atom: Atom, r: str, params: list[Any]) -> str:
         where = [f"{atom.alias}.rk = {r}.rk", self.tenant(atom.alias, params), *atom.conditions]

@@ -4,7 +4,10 @@ Rules:
 1. The planner probes each index-backed condition with a capped count and lets the most selective
    one drive the query (``r.rk IN (<its rows>)``); the others are checked per candidate
    (``EXISTS``). When every condition matches more rows than the cap, the query walks the resource
-   table (or the sort index) in order and stops at the page size.
+   table (or the sort index) in order and stops at the page size. A probe counts index entries
+   only (a covering index answers it, without reading each row), its cap is a bound parameter
+   (one statement text per shape, for the statement cache), and once a condition matches at most
+   :data:`PROBE_ENOUGH` rows the rest are not probed.
 2. Sort keys come from the rows flagged FIRST (ascending) or LAST (descending) of each parameter;
    resources without a value sort last in either direction. The row key ``rk`` breaks ties.
 3. Paging is by keyset: a cursor holds the sort values and rk of the row it follows (or precedes,
@@ -18,6 +21,10 @@ from typing import Any
 
 from careweave.search.plan import (
     And,
+    Chain,
+    Has,
+    ListMember,
+    Not,
     Or,
     Predicate,
     QueryPlan,
@@ -25,15 +32,19 @@ from careweave.search.plan import (
     RefMatch,
     SortKey,
     StringMatch,
+    TextSearch,
     TokenMatch,
     TypeIn,
 )
 from careweave.store.sql.compile import Atom, Compiler
 from careweave.store.sql.components import Sql
 
-__all__ = ["PROBE_CAP", "SearchStatement", "count_statement", "search_statement"]
+__all__ = ["PROBE_CAP", "PROBE_ENOUGH", "SearchStatement", "count_statement", "search_statement"]
 
 PROBE_CAP = 2000
+# A driver this small is kept without probing the remaining conditions: a probe costs a statement
+# and up to this many index rows, about what a smaller driver could save.
+PROBE_ENOUGH = 32
 _HIGH_TEXT = "\U0010ffff"
 _HIGH_NUM = 9.0e18
 _LOW_NUM = -9.0e18
@@ -56,6 +67,19 @@ class SearchStatement:
     params: list[Any]
     keys: int  # how many sort key columns follow the resource columns
     driver: str  # for EXPLAIN and tests: "index:<table>", "scan" or "none"
+    # at most how many candidate rows the statement examines, each with cheap per-row checks,
+    # when the planner knows (an index driver of known size, a sorted walk with no filter)
+    candidates: int | None = None
+    # False when probes capped below PROBE_CAP left the choice open (see ``probe_cap``)
+    settled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Driver:
+    index: int | None  # which part drives; None: none does (scan)
+    atoms: list[Atom | None] | None
+    size: int  # its rows, counted up to the probe cap
+    settled: bool  # False: a probe reached a cap below PROBE_CAP, so a full probe might differ
 
 
 def _parts(where: Predicate | None) -> list[Predicate]:
@@ -95,9 +119,17 @@ def _set_sql(compiler: Compiler, atoms: list[Atom | None], params: list[Any]) ->
 
 
 def _probe(conn: Sql, compiler: Compiler, atoms: list[Atom | None], cap: int) -> int:
+    """How many rows ``atoms`` match, counted up to ``cap``. One atom's rows are counted as index
+    rows (as the statement would read them, duplicates too) without reading each one's rk: a
+    covering index answers alone. A union's rows are distinct rks."""
     params: list[Any] = []
-    sql = f"SELECT count(*) FROM ({_set_sql(compiler, atoms, params)} LIMIT {cap}) AS p"
-    return int(conn.execute(sql, params).fetchone()[0])
+    live = [a for a in atoms if a is not None]
+    if len(live) == 1:
+        rows = compiler.rk_set(live[0], params, rows_only=True)
+    else:
+        rows = _set_sql(compiler, atoms, params)
+    params.append(cap)  # bound, not spliced: one statement text per shape (the statement cache)
+    return int(conn.execute(f"SELECT count(*) FROM ({rows} LIMIT ?) AS p", params).fetchone()[0])
 
 
 def _likely_selective(part: Predicate) -> int:
@@ -112,29 +144,50 @@ def _likely_selective(part: Predicate) -> int:
 
 
 def _choose_driver(
-    conn: Sql, compiler: Compiler, parts: list[Predicate], counting: bool = False
-) -> tuple[int | None, list[Atom | None] | None]:
-    """The index of the part that should drive, by capped counts. Each probe counts at most as
-    far as the best so far: a later condition only matters if it is smaller still.
+    conn: Sql,
+    compiler: Compiler,
+    parts: list[Predicate],
+    counting: bool = False,
+    probe_cap: int = PROBE_CAP,
+) -> _Driver:
+    """The part that should drive, its atoms and its row count, by capped counts. Each probe
+    counts at most as far as the best so far: a later condition only matters if it is smaller
+    still; once the best is :data:`PROBE_ENOUGH` rows or fewer, the rest are not probed.
 
     For a page, a condition matching more than PROBE_CAP rows does not drive: walking the type's
     rows in order finds a page of matches sooner. A count must visit every match, so there the
-    smallest index always drives (never more rows than a scan of the whole type)."""
-    best: tuple[int, int] | None = None
+    smallest index always drives (never more rows than a scan of the whole type).
+
+    A lower ``probe_cap`` makes the same choice when some part has fewer rows than it, and
+    otherwise says the choice is not settled (for a quick look: is there a small driver?)."""
+    best: tuple[int, int, list[Atom | None]] | None = None
     order = sorted(range(len(parts)), key=lambda i: _likely_selective(parts[i]))
     for i in order:
+        if best is not None and best[0] <= PROBE_ENOUGH:
+            break
         atoms = _atoms(compiler, parts[i])
         if atoms is None:
             continue
-        cap = PROBE_CAP if best is None else best[0]
-        if cap == 0:
-            break
+        cap = probe_cap if best is None else best[0]
         size = _probe(conn, compiler, atoms, cap)
         if best is None or size < best[0]:
-            best = (size, i)
-    if best is None or (best[0] >= PROBE_CAP and not counting):
-        return None, None
-    return best[1], _atoms(compiler, parts[best[1]])  # fresh aliases for the real statement
+            best = (size, i, atoms)
+    if best is None:
+        return _Driver(None, None, 0, True)
+    if best[0] >= probe_cap and (probe_cap < PROBE_CAP or not counting):
+        return _Driver(None, None, 0, probe_cap >= PROBE_CAP)
+    # the atoms' aliases are not in the statement yet: the probe's SQL was its own text
+    return _Driver(best[1], best[2], best[0], True)
+
+
+def _cheap_filter(part: Predicate) -> bool:
+    """Whether checking ``part`` on one candidate costs a few index lookups by its row key (not a
+    subquery whose size the planner does not know)."""
+    if isinstance(part, (And, Or)):
+        return all(_cheap_filter(p) for p in part.parts)
+    if isinstance(part, Not):
+        return _cheap_filter(part.part)
+    return not isinstance(part, (Chain, Has, TextSearch, ListMember))
 
 
 def _sort_expr(compiler: Compiler, key: SortKey, params: list[Any]) -> str:
@@ -178,29 +231,39 @@ def _keyset(sort: tuple[SortKey, ...], cursor: tuple[Any, ...], backwards: bool,
 
 
 def _base_where(
-    conn: Sql, compiler: Compiler, plan: QueryPlan, params: list[Any], counting: bool = False
-) -> tuple[list[str], str]:
+    conn: Sql,
+    compiler: Compiler,
+    plan: QueryPlan,
+    params: list[Any],
+    counting: bool = False,
+    probe_cap: int = PROBE_CAP,
+) -> tuple[list[str], str, _Driver, int | None]:
     where = [compiler.tenant("r", params), "r.deleted = 0"]
     if plan.types:
         where.append(f"r.type IN ({', '.join('?' for _ in plan.types)})")
         params.extend(plan.types)
     parts = _parts(plan.where)
-    index, atoms = _choose_driver(conn, compiler, parts, counting)
+    chosen = _choose_driver(conn, compiler, parts, counting, probe_cap)
     driver = "scan"
-    if index is not None and atoms is not None:
-        where.append(f"r.rk IN ({_set_sql(compiler, atoms, params)})")
-        driver = "index:" + "+".join(a.table for a in atoms if a is not None)
-        parts = parts[:index] + parts[index + 1 :]
+    candidates: int | None = None
+    if chosen.index is not None and chosen.atoms is not None:
+        where.append(f"r.rk IN ({_set_sql(compiler, chosen.atoms, params)})")
+        driver = "index:" + "+".join(a.table for a in chosen.atoms if a is not None)
+        parts = parts[: chosen.index] + parts[chosen.index + 1 :]
+        if chosen.size < PROBE_CAP and all(_cheap_filter(p) for p in parts):
+            candidates = chosen.size
     where.extend(compiler.where(p, "r", plan.types, params) for p in parts)
-    return where, driver
+    return where, driver, chosen, candidates
 
 
-def search_statement(conn: Sql, compiler: Compiler, plan: QueryPlan) -> SearchStatement:
+def search_statement(
+    conn: Sql, compiler: Compiler, plan: QueryPlan, probe_cap: int = PROBE_CAP
+) -> SearchStatement:
     """The page query: resource columns, then the sort keys, ``count + 1`` rows."""
     key_params: list[Any] = []
     keys = [_sort_expr(compiler, k, key_params) for k in plan.sort]
     where_params: list[Any] = []
-    where, driver = _base_where(conn, compiler, plan, where_params)
+    where, driver, chosen, candidates = _base_where(conn, compiler, plan, where_params, probe_cap=probe_cap)
     columns = ", ".join([f"{k} AS k{i}" for i, k in enumerate(keys)])
     inner = (
         "SELECT r.rk AS rk, r.type AS type, r.id AS id, r.version AS version, "
@@ -220,12 +283,12 @@ def search_statement(conn: Sql, compiler: Compiler, plan: QueryPlan) -> SearchSt
     order.append(f"q.rk {'DESC' if backwards else 'ASC'}")
     sql = f"SELECT q.* FROM ({inner}) AS q{outer_where} ORDER BY {', '.join(order)} LIMIT ?"
     params.append(plan.count + 1)
-    return SearchStatement(sql, params, len(keys), driver)
+    return SearchStatement(sql, params, len(keys), driver, candidates, chosen.settled)
 
 
 def count_statement(conn: Sql, compiler: Compiler, plan: QueryPlan) -> tuple[str, list[Any]]:
     params: list[Any] = []
-    where, _ = _base_where(conn, compiler, plan, params, counting=True)
+    where, _, _, _ = _base_where(conn, compiler, plan, params, counting=True)
     return f"SELECT count(*) FROM resource r WHERE {' AND '.join(where)}", params
 
 
@@ -238,7 +301,9 @@ _SCAN_INDEX = {  # (kind, descending) -> (table, column, flag) of a partial sort
 }
 
 
-def sorted_scan(conn: Sql, compiler: Compiler, plan: QueryPlan) -> list[SearchStatement] | None:
+def sorted_scan(
+    conn: Sql, compiler: Compiler, plan: QueryPlan, probe_cap: int = PROBE_CAP
+) -> list[SearchStatement] | None:
     """For a search sorted by one date or string parameter with no selective condition: walk
     that parameter's sort index in order and stop at the page size (phase 1), then take the
     resources with no value, which sort last, in row order (phase 2). None when this does not
@@ -251,8 +316,8 @@ def sorted_scan(conn: Sql, compiler: Compiler, plan: QueryPlan) -> list[SearchSt
     if found is None or pid is None:
         return None
     parts = _parts(plan.where)
-    index, _ = _choose_driver(conn, compiler, parts)
-    if index is not None:
+    chosen = _choose_driver(conn, compiler, parts, probe_cap=probe_cap)
+    if chosen.index is not None:
         return None  # a selective condition: sorting its few candidates is cheaper
     table, column, flag = found
     text = key.kind == "string"
@@ -273,6 +338,9 @@ def sorted_scan(conn: Sql, compiler: Compiler, plan: QueryPlan) -> list[SearchSt
             cursor[1] if cursor is not None and cursor[0] == missing else None,
         )
     )
+    if not chosen.settled:
+        for statement in statements:
+            statement.settled = False
     return statements
 
 
@@ -315,7 +383,8 @@ def _phase_one(
         f"ON r.rk = k.rk WHERE {' AND '.join(where)} "
         f"ORDER BY k.{column} {'DESC' if descending else 'ASC'}, r.rk LIMIT ?"
     )
-    return SearchStatement(sql, params, 1, f"sorted:{table}")
+    # with no filter the walk stops at the page; with one, it may walk far to fill it
+    return SearchStatement(sql, params, 1, f"sorted:{table}", None if parts else plan.count + 1)
 
 
 def _phase_two(

@@ -2,7 +2,8 @@
 
 Rules:
 1. Point reads (read, vread) run on the calling thread's own reader connection: they take
-   microseconds and a thread hop would cost more. Searches and history run on a reader pool.
+   microseconds and a thread hop would cost more. So do bounded searches, within a time budget
+   (``search.search_inline``); other searches and history run on a reader pool.
 2. All writes run on the :class:`~careweave.store.sql.writer.Writer` thread.
 3. SQL text lives here and in ``compile.py``; every statement on a tenant table carries ``tid = ?``.
 """
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,7 +43,7 @@ from careweave.store.sql.compile import Compiler
 from careweave.store.sql.components import COMPONENTS, Sql
 from careweave.store.sql.query import count_statement, search_statement, sorted_scan
 from careweave.store.sql.schema import INDEX_TABLES, MIGRATIONS, TENANT_TABLES
-from careweave.store.sql.search import run_search
+from careweave.store.sql.search import run_search, search_inline
 from careweave.store.sql.writer import Writer
 
 __all__ = ["SqliteStore"]
@@ -145,6 +147,11 @@ class _Params:
             if row is not None:
                 pid = row[0]
         return pid
+
+    @property
+    def known(self) -> Mapping[str, int]:
+        """The committed keys (read without the lock: a dict lookup is atomic)."""
+        return self._pids
 
     def ensure(self, conn: sqlite3.Connection, key: str, after: list[Callable[[], None]]) -> int:
         """The id of ``key``, inserting it when new; the cache learns it only after the commit."""
@@ -258,12 +265,13 @@ class SqliteTransaction(Transaction):
 
     def _insert_index(self, rk: int, rows: IndexRows) -> None:
         tid = self.tenant.key
+        known, pid = self._params.known.get, self._pid  # most keys are known: no call per row
         for attr, statement in _INDEX_INSERTS.items():
             values = getattr(rows, attr)
             if values:
                 self.conn.executemany(
                     statement,
-                    [(tid, self._pid(v[0]), *v[1:], rk) for v in values],
+                    [(tid, known(v[0]) or pid(v[0]), *v[1:], rk) for v in values],
                 )
         if rows.narrative or rows.content:
             self.conn.execute(_INSERT_TEXT, (rk, rows.narrative, rows.content, tid))
@@ -425,11 +433,17 @@ class SqliteStore:
         return HistoryPage(entries, total, entries[-1].seq if more and entries else None)
 
     async def search(self, tenant: Tenant, plan: QueryPlan) -> SearchPage:
+        here = self._reader()
+        page, prepared = search_inline(here, tenant.key, lambda key: self._params.lookup(here, key), plan)
+        if page is not None:
+            return page
+
         def run() -> SearchPage:
             conn = self._reader()
             conn.execute("BEGIN")
             try:
-                return run_search(conn, tenant.key, lambda key: self._params.lookup(conn, key), plan)
+                pid_of = partial(self._params.lookup, conn)
+                return run_search(conn, tenant.key, pid_of, plan, prepared=prepared)
             finally:
                 conn.execute("COMMIT")
 
