@@ -14,6 +14,9 @@ MSH-10, so none is a duplicate. Rows:
 * limits: the same pipeline without storage on one core in this process (parse, map, validate,
   index: the CPU the server spends per message besides SQL), and the MLLP round trip with a
   handler that only parses and ACKs (the transport).
+
+"CPU ms" is the server's CPU time (user + system, its worker processes included) per message
+over the measurement: the figure to compare when other work shares the cores.
 """
 
 from __future__ import annotations
@@ -94,6 +97,20 @@ class Server:
             except OSError:
                 await asyncio.sleep(0.1)
         raise RuntimeError("the MLLP server did not start")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server and its worker processes so far."""
+        total, pending = 0.0, [self.proc.pid]
+        while pending:
+            pid = pending.pop()
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    pending += [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return total
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -185,7 +202,8 @@ async def transport_limit(messages: list[bytes], connections: int, seconds: floa
 
 def cells(r: dict[str, Any]) -> list[str]:
     processed = f"{r['processed']:,.0f}" if "processed" in r else "-"
-    return [f"{r['rate']:,.0f}", processed, f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['n']:,}"]
+    cpu = f"{r['cpu_ms']:.2f}" if "cpu_ms" in r else "-"
+    return [f"{r['rate']:,.0f}", processed, f"{r['p50']:.1f}", f"{r['p99']:.1f}", cpu, f"{r['n']:,}"]
 
 
 async def backlog_cleared(db: Path) -> float:
@@ -213,15 +231,16 @@ async def measure(table: Table, data: dict[str, list[bytes]], args: dict[str, An
                         await server.ready()
                         await load(server.port, messages, 2, 1.0, "W")  # warm up
                         for level in levels:
-                            started = time.perf_counter()
+                            started, cpu = time.perf_counter(), server.cpu_seconds()
                             r = await load(server.port, messages, level, seconds, f"{mode[0]}{w}{level}x")
                             settled = await backlog_cleared(Path(tmp) / "data" / "careweave.db")
                             r["processed"] = r["n"] / (settled - started)
+                            r["cpu_ms"] = (server.cpu_seconds() - cpu) * 1000 / r["n"]
                             table.add_row(kind, mode, str(w), str(level), *cells(r))
                     finally:
                         server.stop()
         limit = cpu_limit([original(m) for m in data[kind]], min(seconds, 3.0))
-        row = ["-", f"{limit:,.0f}", "-", "-", "-"]
+        row = ["-", f"{limit:,.0f}", "-", "-", f"{1000 / limit:.2f}", "-"]
         table.add_row(kind, "limit: parse+map+validate+index", "-", "1 core", *row)
         t = await transport_limit(data[kind], levels[-1], min(seconds, 3.0))
         table.add_row(kind, "limit: MLLP + parse + ACK only", "-", str(levels[-1]), *cells(t))
@@ -246,6 +265,7 @@ def main(seconds: float, connections: str, kinds: str, modes: str, workers: str)
         "processed/s",
         "p50 ms",
         "p99 ms",
+        "CPU ms",
         "messages",
     )
     for column in columns:

@@ -110,7 +110,8 @@ def _broken(event: BrokenFrame) -> bytes | None:
 
 async def _write(writer: asyncio.StreamWriter, payload: bytes, limits: _Limits) -> None:
     writer.write(frame(payload))
-    await asyncio.wait_for(writer.drain(), limits.read_timeout)
+    async with asyncio.timeout(limits.read_timeout):  # no task per call, unlike wait_for
+        await writer.drain()
 
 
 async def _serve_events(
@@ -146,7 +147,8 @@ async def _connection(
         while True:
             timeout = limits.read_timeout if framer.in_frame else limits.idle_timeout
             try:
-                chunk = await asyncio.wait_for(reader.read(_READ_SIZE), timeout)
+                async with asyncio.timeout(timeout):
+                    chunk = await reader.read(_READ_SIZE)
             except TimeoutError:
                 log.info("closing a stalled MLLP connection from %s:%s", peer.host, peer.port)
                 break

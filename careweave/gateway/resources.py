@@ -6,7 +6,8 @@ Rules:
    error ``prepare`` raises. Feeds repeat most of what they say (the facility, the sending
    application, clinicians, locations, an unchanged patient): a resource seen recently with the
    same content, for the same tenant settings and search parameters, reuses its validated,
-   indexed form (``_RECENT`` of them).
+   indexed form (``_RECENT`` of them). Only content seen before is kept (``SecondSight``, as in
+   the workers): what a feed says once would push out what it repeats.
 2. :func:`store` PUTs each resource (``writes.update``: versions, meta, index rows, the change
    log). A resource whose stored version is one this gateway wrote with the same mapped content
    is left alone without reading its body (``writes.update`` would find it unchanged too, at the
@@ -26,7 +27,7 @@ from typing import Any
 import orjson
 
 from careweave.errors import CareweaveError
-from careweave.gateway.workers import Mapped
+from careweave.gateway.workers import Mapped, SecondSight
 from careweave.hl7v2.mapping import merge_patient
 from careweave.interactions.common import check_id, check_type, prepare
 from careweave.interactions.context import Services
@@ -50,6 +51,7 @@ class Resources:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._recent: dict[tuple[tuple[int, int, bool], bytes], writes.Prepared] = {}
+        self._seen = SecondSight()
         self.stored: dict[Key, tuple[int, bytes]] = {}  # resource -> (version, mapped content)
 
     async def prepared(
@@ -95,6 +97,8 @@ class Resources:
         return [(got[content], content) for _, content, _ in mapped.entries]
 
     def _keep(self, scope: tuple[int, int, bool], content: bytes, prepared: writes.Prepared) -> None:
+        if not self._seen.again((scope, content)):
+            return
         if len(self._recent) >= _RECENT:
             del self._recent[next(iter(self._recent))]  # the oldest
         self._recent[(scope, content)] = prepared

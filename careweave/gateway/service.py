@@ -51,7 +51,7 @@ from careweave.gateway.delivery import AckSender, DeliveryConfig
 from careweave.gateway.mllp import Peer
 from careweave.gateway.ordering import KeyedLocks, Ticket, Turnstile
 from careweave.gateway.resources import Item, Resources, Written, store
-from careweave.gateway.work import ControlIds, Work, failure_reason, now_ms, read, study
+from careweave.gateway.work import ControlIds, Work, failure_reason, glance, now_ms, read, study
 from careweave.gateway.workers import PreparePool, WorkerGone
 from careweave.hl7v2.ack import ACCEPTED, Outcome, ack_wanted, build_ack, is_enhanced, outcome_of
 from careweave.hl7v2.batch import build_batch_ack, is_batch, split_batch
@@ -155,13 +155,17 @@ class Gateway:
             return await self._one(study(raw, source, self._options), forced, wait)
         number = self._turnstile.take()  # rule 6: the place in line is taken on arrival
         try:
-            work = read(raw, source)
+            work = glance(raw, source)  # the worker parses the rest
             tenant = forced or await self._tenant_for(work.facility)
             if work.failure is None and tenant.params_generation == 0:
                 profiles = bool(tenant.setting("validate_profiles", False))
                 try:
-                    work.mapped = await self._pool.map_and_prepare(raw, self._options, profiles)
-                    work.failure = work.mapped.error()
+                    mapped = await self._pool.map_and_prepare(raw, self._options, profiles)
+                    if mapped.failure is not None:  # read whole, as without workers
+                        work = read(raw, source)
+                        tenant = forced or await self._tenant_for(work.facility)
+                    work.mapped = mapped if work.failure is None else None
+                    work.failure = work.failure or mapped.error()
                 except WorkerGone:  # the workers stopped: this process does their work
                     work = study(raw, source, self._options)
             elif work.failure is None:  # the tenant's own search parameters: all in this process

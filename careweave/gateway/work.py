@@ -3,7 +3,9 @@ awaits), and the small values the service stamps on what it sends.
 
 Rules:
 1. :func:`study` parses and maps in this process; :func:`read` only parses (a worker process maps,
-   ``workers.map_and_prepare``). Neither raises: a failure is kept in the :class:`Work`.
+   ``workers.map_and_prepare``), and :func:`glance` only reads the MSH segment (the worker parses
+   the rest; a message it cannot take is read again with :func:`read`, so what is stored and
+   answered stays the same). None of them raises: a failure is kept in the :class:`Work`.
 2. The header fields kept for the inbox (MSH-3, MSH-4 upper case, MSH-10, MSH-9) are cut to their
    column sizes; a message whose MSH cannot be read has them empty.
 3. The control ids of the ACKs this process sends are unique without a system call per ACK.
@@ -19,11 +21,13 @@ from typing import Any
 
 from careweave.gateway.workers import Mapped
 from careweave.hl7v2.ack import Outcome, is_enhanced
+from careweave.hl7v2.charset import decode
 from careweave.hl7v2.errors import Hl7v2Error
 from careweave.hl7v2.mapping import MapOptions, map_message
-from careweave.hl7v2.message import Message, parse, read_header
+from careweave.hl7v2.message import Message, Segment, parse, read_header, read_syntax
+from careweave.hl7v2.syntax import Syntax
 
-__all__ = ["ControlIds", "Work", "failure_reason", "now_ms", "read", "study"]
+__all__ = ["ControlIds", "Work", "failure_reason", "glance", "now_ms", "read", "study"]
 
 log = logging.getLogger("careweave.gateway")
 
@@ -130,5 +134,41 @@ def read(raw: bytes, source: str) -> Work:
     kind = "^".join(p for p in (header.get(9, 1), header.get(9, 2)) if p)
     return Work(
         raw, source, message, None, failure,
+        header.get(3)[:200], header.get(4).strip().upper()[:200], header.get(10)[:200], kind[:40],
+    )  # fmt: skip
+
+
+_SYNTAXES: dict[tuple[str, str], Syntax] = {}  # by the MSH line's first 10 characters, charset
+
+
+def glance(raw: bytes, source: str) -> Work:
+    """:func:`read` for the MSH segment alone (rule 1): ``message`` holds only the header, which
+    is all the service reads of it when a worker maps (enhanced mode, the ACKs). The header is
+    the one :func:`parse` would give (the delimiters :func:`read_syntax` reads lie in the first
+    10 characters, so syntaxes are remembered by them); a message whose header cannot be read
+    this way is :func:`read` whole."""
+    try:
+        text, charset = decode(raw)
+    except Hl7v2Error:
+        return read(raw, source)
+    text = text.lstrip("\ufeff \t\r\n")
+    line = text[: min((i for i in (text.find("\r"), text.find("\n")) if i >= 0), default=len(text))]
+    key = (line[:10], charset)
+    syntax = _SYNTAXES.get(key)
+    if syntax is None:
+        try:
+            if not line.startswith("MSH"):
+                return read(raw, source)
+            syntax = read_syntax(line).with_charset(charset)
+        except Hl7v2Error:
+            return read(raw, source)
+        if len(_SYNTAXES) < 64:
+            _SYNTAXES[key] = syntax
+    fields = line.split(syntax.field)
+    fields.insert(1, syntax.field)
+    header = Segment("MSH", tuple(fields), syntax)
+    kind = "^".join(p for p in (header.get(9, 1), header.get(9, 2)) if p)
+    return Work(
+        raw, source, Message(syntax, (header,)), None, None,
         header.get(3)[:200], header.get(4).strip().upper()[:200], header.get(10)[:200], kind[:40],
     )  # fmt: skip

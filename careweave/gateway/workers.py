@@ -16,7 +16,9 @@ Rules:
    the sockets, the ordering, the writes and the ACKs. A worker remembers what it validated and
    indexed by content (``_RECENT`` resources) and sends the index rows of a resource it has sent
    before as None: the parent has them cached, or prepares that resource itself (never stores
-   anything unvalidated).
+   anything unvalidated). Only content seen before is remembered (:class:`SecondSight`): what a
+   feed says once (the Provenance of each message, new results) would push out what it repeats,
+   and full garbage collections, which pause the process, would walk it.
 5. Objects built at start-up are moved out of the garbage collector's sight (``gc.freeze``): the
    definitions are large and never freed, and full collections walking them cost more than the
    work between them.
@@ -36,7 +38,7 @@ import itertools
 import logging
 import multiprocessing
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -57,6 +59,7 @@ __all__ = [
     "Mapped",
     "Parts",
     "PreparePool",
+    "SecondSight",
     "WorkerGone",
     "init_worker",
     "map_and_prepare",
@@ -67,6 +70,7 @@ log = logging.getLogger("careweave.gateway")
 
 Prepared = IndexRows | list[Issue]
 _RECENT = 4096  # resources a worker remembers as validated and indexed, by content
+_SEEN = 16_384  # contents seen once, by hash (SecondSight)
 _IN_FLIGHT = 2  # requests sent to one worker and not answered yet, at most (rule 6)
 
 
@@ -80,6 +84,7 @@ class _Worker:
     indexer: Indexer
     tenants: dict[bool, Tenant]
     recent: dict[tuple[bool, bytes], Prepared]
+    seen: SecondSight
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,26 @@ class Mapped:
         return Hl7v2Error(diagnostics, code, category, location)
 
 
+class SecondSight:
+    """Which contents a cache takes (rule 4): those seen before. Remembers the hashes of the last
+    ``size`` contents seen once (a collision only admits one early)."""
+
+    def __init__(self, size: int = _SEEN) -> None:
+        self._size = size
+        self._once: dict[int, None] = {}
+
+    def again(self, key: Hashable) -> bool:
+        """True when ``key`` was seen before (it is forgotten then), else remember it."""
+        h = hash(key)
+        if h in self._once:
+            del self._once[h]
+            return True
+        if len(self._once) >= self._size:
+            del self._once[next(iter(self._once))]  # the oldest
+        self._once[h] = None
+        return False
+
+
 _worker: _Worker | None = None  # one per worker process, set by init_worker
 
 
@@ -107,7 +132,7 @@ def init_worker(build: Callable[[], Parts]) -> None:
     global _worker
     validate, indexer = build()
     tenants = {flag: Tenant(0, "", {"validate_profiles": flag}) for flag in (False, True)}
-    _worker = _Worker(validate, indexer, tenants, {})
+    _worker = _Worker(validate, indexer, tenants, {}, SecondSight())
     gc.freeze()  # rule 5
 
 
@@ -139,18 +164,23 @@ def map_and_prepare(raw: bytes, options: MapOptions, validate_profiles: bool) ->
     tenant = _worker.tenants[validate_profiles]
     recent = _worker.recent
     entries: list[tuple[str, bytes, Prepared | None]] = []
+    here: dict[bytes, Prepared] = {}  # this message's contents: their rows are sent once
     for entry in bundle["entry"]:
         resource = entry["resource"]
         content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-        known = recent.get((validate_profiles, content))
+        known = here.get(content)
+        if known is None:
+            known = recent.get((validate_profiles, content))
         if known is not None:
             entries.append((entry["request"]["url"], content, known if isinstance(known, list) else None))
             continue
         issues = _worker.validate(resource, tenant)
         prepared: Prepared = issues if any(i.is_error for i in issues) else _worker.indexer.index(resource)
-        if len(recent) >= _RECENT:
-            del recent[next(iter(recent))]  # the oldest
-        recent[(validate_profiles, content)] = prepared
+        here[content] = prepared
+        if _worker.seen.again((validate_profiles, content)):
+            if len(recent) >= _RECENT:
+                del recent[next(iter(recent))]  # the oldest
+            recent[(validate_profiles, content)] = prepared
         entries.append((entry["request"]["url"], content, prepared))
     return Mapped(entries)
 

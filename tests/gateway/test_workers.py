@@ -10,7 +10,14 @@ import orjson
 import pytest
 
 from careweave.gateway import Gateway, GatewayConfig, Peer
-from careweave.gateway.workers import PreparePool, init_worker, prepare_resources
+from careweave.gateway.workers import (
+    PreparePool,
+    SecondSight,
+    init_worker,
+    map_and_prepare,
+    prepare_resources,
+)
+from careweave.hl7v2.mapping import MapOptions
 from careweave.search.index import IndexRows
 from careweave.system import System, gateway_worker_parts
 from tests.gateway.conftest import corpus, msa, with_control_id
@@ -76,3 +83,106 @@ async def test_with_workers_messages_for_one_patient_keep_their_order(system: Sy
         history = (await client.get(f"/fhir/Encounter/{encounter['resource']['id']}/_history")).json()
         statuses = [e["resource"]["status"] for e in reversed(history["entry"])]
         assert statuses[0] == "in-progress" and statuses[-1] == "finished", statuses
+
+
+def _unstamped(ack: bytes) -> bytes:
+    """An ACK without its MSH-7 and MSH-10 (the time and control id of each answer)."""
+    msh, _, rest = ack.partition(b"\r")
+    fields = msh.split(b"|")
+    fields[6:7] = [b""]
+    if len(fields) > 9:
+        fields[9] = b""
+    return b"|".join(fields) + b"\r" + rest
+
+
+async def test_with_workers_the_parent_reads_only_the_header_and_answers_the_same(system: System) -> None:
+    """The parent reads the MSH alone when a worker parses (work.glance): every message, broken
+    ones included, is stored and answered as without workers."""
+    from tests.gateway.conftest import enhanced
+    from tests.gateway.test_service import BROKEN
+
+    a01 = corpus("adt_a01.hl7")
+    bad_segment = a01.replace(b"\rPV1|", b"\rp v1|", 1)
+    second_msh = a01 + b"MSH|^~\\&|PAS|RJ1|CW|CW|20240312093000||ADT^A01|X-2|P|2.5.1\r"
+    messages = [
+        a01, corpus("adt_a04_bom.hl7"), corpus("adt_a28_latin1_crlf.hl7"),
+        corpus("oru_r01_custom_delimiters.hl7"), corpus("adt_a31_v23.hl7"), BROKEN, enhanced(BROKEN),
+        with_control_id(bad_segment, "BAD-SEG"), enhanced(with_control_id(bad_segment, "BAD-SEG-E")),
+        with_control_id(second_msh, "TWO-MSH"), b"not hl7 at all", b"MSH|", b"  \r\nMSH|^~\\&|A|B\nPID|1",
+        enhanced(with_control_id(a01, "E-1"), "AL", "NE"),
+    ]  # fmt: skip
+    tenants = [await system.store.create_tenant(name) for name in ("here", "workers")]
+    here = Gateway(system.services, GatewayConfig(ZoneInfo("Europe/London")))
+    pool = PreparePool(1, gateway_worker_parts)
+    there = Gateway(system.services, GatewayConfig(ZoneInfo("Europe/London")), pool=pool)
+    try:
+        await there.start()
+        got = []
+        for gateway, tenant in zip((here, there), tenants, strict=True):
+            received = [await gateway.receive(m, "test", tenant) for m in messages]
+            await gateway.drain()
+            rows = sorted(await gateway.messages(tenant), key=lambda r: r.id)
+            got.append((
+                [(_unstamped(r.reply), r.status) for r in received],
+                [(r.sender, r.facility, r.control_id, r.kind, r.status, r.reason, r.raw) for r in rows],
+            ))  # fmt: skip
+    finally:
+        await there.close()
+    assert got[0] == got[1]
+    assert {status for _, status in got[0][0]} >= {"processed", "received", "error", "rejected"}
+
+
+def test_second_sight_admits_what_comes_again() -> None:
+    seen = SecondSight(size=2)
+    assert [seen.again("a"), seen.again("a"), seen.again("a")] == [False, True, False]
+    seen.again("b"), seen.again("c"), seen.again("d")  # "b" is pushed out by "c" and "d"
+    assert [seen.again("d"), seen.again("b")] == [True, False]
+
+
+def test_a_worker_remembers_only_what_it_saw_before() -> None:
+    """A resource's rows go to the parent until the worker has seen it twice, then None; the
+    Provenance, new in every message, is never remembered (workers.py rule 4)."""
+    init_worker(gateway_worker_parts)
+    options = MapOptions(ZoneInfo("Europe/London"))
+    raw = with_control_id(corpus("adt_a01.hl7"), "SEEN-0")
+    runs = [map_and_prepare(with_control_id(raw, f"SEEN-{n}"), options, False).entries for n in range(3)]
+    for n, entries in enumerate(runs):
+        for url, _, rows in entries:
+            if url.startswith("Provenance/"):
+                assert isinstance(rows, IndexRows), n
+            else:
+                assert (rows is None) == (n == 2), (n, url)
+
+
+async def test_the_parent_remembers_only_what_it_prepared_before(system: System) -> None:
+    from careweave.gateway.resources import Resources
+    from careweave.hl7v2 import parse
+    from careweave.hl7v2.mapping import map_message
+
+    tenant = await system.services.tenants.get("default")
+    assert tenant is not None
+    resources = Resources(system.services)
+    options = MapOptions(ZoneInfo("Europe/London"))
+    raw = corpus("adt_a01.hl7")
+    bundles = [map_message(parse(with_control_id(raw, f"P-{n}")), options) for n in range(3)]
+    counts = []
+    for bundle in bundles:
+        await resources.prepared(tenant, bundle, None)
+        counts.append(len(resources._recent))
+    assert counts[0] == 0 and counts[1] == counts[2] == len(bundles[0]["entry"]) - 1  # not the Provenance
+
+
+async def test_a_resource_twice_in_one_message_is_prepared_once(system: System, monkeypatch) -> None:
+    from careweave.gateway.resources import Resources
+
+    org = {"resourceType": "Organization", "id": "o1", "name": "Twice"}
+    entry = {"resource": org, "request": {"method": "PUT", "url": "Organization/o1"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry, entry]}
+    monkeypatch.setattr("careweave.gateway.workers.map_message", lambda message, options: bundle)
+    init_worker(gateway_worker_parts)
+    mapped = map_and_prepare(corpus("adt_a01.hl7"), MapOptions(ZoneInfo("Europe/London")), False)
+    assert [type(rows) for _, _, rows in mapped.entries] == [IndexRows, type(None)]
+    tenant = await system.services.tenants.get("default")
+    assert tenant is not None
+    first, second = await Resources(system.services).prepared(tenant, None, mapped)
+    assert first[0] is second[0] and first[0].resource == org

@@ -1,0 +1,59 @@
+"""What the gateway writes (gateway/resources.py): a resource it wrote with the same content is
+left alone while its stored version is still that one; anything else is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from careweave.gateway.resources import Item, Resources, store
+from careweave.store.base import Tenant, Transaction
+from careweave.store.sql.components import Sql
+from careweave.system import System
+
+pytestmark = pytest.mark.anyio
+
+A = {"resourceType": "Organization", "id": "o1", "name": "A"}
+B = {"resourceType": "Organization", "id": "o1", "name": "B"}
+
+
+async def _setup(system: System) -> tuple[Tenant, Resources, Any]:
+    tenant = await system.services.tenants.get("default")
+    assert tenant is not None
+    resources = Resources(system.services)
+    remake = await resources.remaker(tenant)
+
+    async def run(*resources_: dict[str, Any]) -> list[int]:
+        items: list[Item] = [(remake(r), orjson.dumps(r, option=orjson.OPT_SORT_KEYS)) for r in resources_]
+
+        def job(_: Sql, tx: Transaction) -> Any:
+            return store(tx, items, resources.stored, remake)
+
+        written = await system.store.sql_write_tenant(tenant, job)
+        resources.remember(written)
+        return [version for _, version, _ in written]
+
+    return tenant, resources, run
+
+
+async def test_what_the_gateway_wrote_is_left_alone_until_it_changes(system: System, client) -> None:
+    tenant, _, run = await _setup(system)
+    assert await run(A) == [1]
+    assert await run(A) == []  # still version 1 with this content: left alone
+    assert await run(B) == [2]
+    # the same resource twice in one message: the second is checked against what the first wrote
+    assert await run(A, B) == [3, 4]
+    stored = await system.store.read(tenant, "Organization", "o1")
+    assert stored is not None and orjson.loads(stored.body or b"")["name"] == "B"
+
+
+async def test_a_change_or_deletion_through_the_api_is_written_over_again(system: System, client) -> None:
+    _, _, run = await _setup(system)
+    assert await run(A) == [1]
+    assert (await client.put("/fhir/Organization/o1", json={**A, "name": "C"})).status_code == 200
+    assert await run(A) == [3]
+    assert (await client.delete("/fhir/Organization/o1")).status_code in (200, 204)
+    assert await run(A) == [5]
+    assert await run(A) == []
