@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -183,7 +184,14 @@ async def serve_mllp(
     limits = _Limits(read_timeout, idle_timeout, max_frame_size)
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _connection(reader, writer, handler, limits)
+        try:
+            await _connection(reader, writer, handler, limits)
+        except asyncio.CancelledError:
+            # the server is stopping; Python 3.11's stream callback would log a cancelled
+            # connection task as an error (it asks a cancelled task for its exception)
+            if sys.version_info >= (3, 12):
+                raise
+
 
     return await asyncio.start_server(on_connect, host, port, ssl=ssl_context)
 
