@@ -192,7 +192,6 @@ async def serve_mllp(
             if sys.version_info >= (3, 12):
                 raise
 
-
     return await asyncio.start_server(on_connect, host, port, ssl=ssl_context)
 
 
