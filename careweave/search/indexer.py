@@ -258,15 +258,14 @@ class Indexer:
         return rows.finish()
 
     def _extract_nodes(self, rows: IndexRows, entry: _Entry, nodes: list[Node]) -> None:
-        values = [(n.value, n.type, _element_path(n)) for n in nodes]
         extract = entry.extract
         if extract is None:
             return
-        for value, value_type, path in values:
+        for node in nodes:
             if entry.type == "token":
-                token_rows(rows, entry.key, value, value_type, self._ctx, path)
+                token_rows(rows, entry.key, node.value, node.type, self._ctx, _element_path(node))
             else:
-                extract(rows, entry.key, value, value_type, self._ctx)
+                extract(rows, entry.key, node.value, node.type, self._ctx)
 
     # -- composites ---------------------------------------------------------------------------
     def _relative(self, context: str, expression: str, type_: str) -> tuple[PathAccessor, bool] | None:

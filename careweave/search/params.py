@@ -32,8 +32,8 @@ from careweave.search.plan import (
 )
 from careweave.search.registry import SearchParam, SearchParamRegistry
 from careweave.search.results import RESULT_PARAMS, ResultOptions, parse_results
-from careweave.search.typed import split_escaped, typed_predicate, unescape
-from careweave.search.values import date_range, split_prefix
+from careweave.search.typed import typed_predicate
+from careweave.search.values import date_range, split_escaped, split_prefix, unescape
 
 __all__ = ["ParsedSearch", "SearchContext", "is_supported", "parse_search"]
 

@@ -38,10 +38,10 @@ from careweave.search.values import (
     normalise,
     number_range,
     soundex,
+    split_escaped,
     split_prefix,
+    unescape,
 )
-from careweave.search.values import split_escaped as _split_escaped
-from careweave.search.values import unescape as _unescape
 
 if TYPE_CHECKING:
     from careweave.search.params import SearchContext
@@ -49,16 +49,6 @@ if TYPE_CHECKING:
 __all__ = ["typed_predicate"]
 
 _KM = {"km": 1.0, "m": 0.001, "mi": 1.609344, "[mi_i]": 1.609344}
-
-
-def split_escaped(value: str, separator: str) -> list[str]:
-    """:func:`~careweave.search.values.split_escaped`; a plain split when nothing is escaped."""
-    return value.split(separator) if "\\" not in value else _split_escaped(value, separator)
-
-
-def unescape(value: str) -> str:
-    """:func:`~careweave.search.values.unescape`; the value itself when nothing is escaped."""
-    return value if "\\" not in value else _unescape(value)
 
 
 def typed_predicate(

@@ -148,6 +148,8 @@ def soundex(word: str) -> str:
 
 def split_escaped(value: str, separator: str) -> list[str]:
     """Split at ``separator`` unless it is escaped with a backslash; escapes are kept."""
+    if "\\" not in value:  # nothing escaped (most values): a plain split
+        return value.split(separator)
     out: list[str] = []
     current: list[str] = []
     escaped = False
@@ -169,6 +171,8 @@ def split_escaped(value: str, separator: str) -> list[str]:
 
 def unescape(value: str) -> str:
     """Remove search escapes: ``\\,`` ``\\|`` ``\\$`` ``\\\\``."""
+    if "\\" not in value:
+        return value
     out: list[str] = []
     escaped = False
     for ch in value:

@@ -70,22 +70,8 @@ async def test_a_change_elsewhere_notifies_the_other_organisation(system, client
 
 @pytest.mark.usefixtures("running")
 async def test_an_unlink_elsewhere_notifies_the_organisation_left_behind(system, client, receiver) -> None:
-    for name in ("trust-a", "trust-b"):
-        await system.store.create_tenant(name)
-    identity = system.services.identity
-    assert identity is not None
-    await identity.space()
-    for tenant, body in (("trust-a", patient("a1", nhs=NHS_A)), ("trust-b", patient("b1", nhs=NHS_A))):
-        r = await client.put(f"/t/{tenant}/fhir/Patient/{body['id']}", json=body)
-        assert r.status_code in (200, 201), r.text
-    await identity.catch_up()
-    resource = subscription(criteria=MPI_TOPIC, endpoint=receiver.url, status="active")
-    del resource["id"]
-    assert (await client.post("/t/trust-a/fhir/Subscription", json=resource)).status_code == 201
-    tid = (await system.store.tenant("trust-b")).key
-    person = await identity.person_of(tid, "b1")
-    assert person is not None
-    await identity.unlink(person, (tid, "b1"), "ops", "registered against the wrong person")
+    identity = await _one_person_at_two_trusts(system, client)
+    await _subscribe_then_unlink_b1(system, client, receiver, identity)
 
     def unlinked() -> list[Any]:
         return [
@@ -103,15 +89,9 @@ async def test_the_feed_waits_until_the_dispatcher_has_read_the_subscription(
 ) -> None:
     """mpi_feed rule 2: an outbox row written after a Subscription was stored must reach it even
     when the feed runs before the dispatcher has read that Subscription from the change log."""
-    events, identity = system.events, system.services.identity
-    assert events is not None and identity is not None
-    for name in ("trust-a", "trust-b"):
-        await system.store.create_tenant(name)
-    await identity.space()
-    for tenant, body in (("trust-a", patient("a1", nhs=NHS_A)), ("trust-b", patient("b1", nhs=NHS_A))):
-        r = await client.put(f"/t/{tenant}/fhir/Patient/{body['id']}", json=body)
-        assert r.status_code in (200, 201), r.text
-    await identity.catch_up()
+    events = system.events
+    assert events is not None
+    identity = await _one_person_at_two_trusts(system, client)
 
     async def drain(run: Any) -> None:
         while await run() != -1:
@@ -119,6 +99,30 @@ async def test_the_feed_waits_until_the_dispatcher_has_read_the_subscription(
 
     await drain(events.dispatcher.run_once)
     await drain(events.mpi_feed.run_once)
+    await _subscribe_then_unlink_b1(system, client, receiver, identity)
+    before = await system.store.sql_read(lambda sql: events_sql.cursor(sql, CURSOR))
+    assert await events.mpi_feed.run_once() == 0  # the dispatcher has not read the Subscription yet
+    assert await system.store.sql_read(lambda sql: events_sql.cursor(sql, CURSOR)) == before
+    await drain(events.dispatcher.run_once)
+    assert await events.mpi_feed.run_once() == 1
+
+
+async def _one_person_at_two_trusts(system: Any, client: Any) -> Any:
+    """trust-a's a1 and trust-b's b1, the same person by NHS number, linked; the identity service."""
+    for name in ("trust-a", "trust-b"):
+        await system.store.create_tenant(name)
+    identity = system.services.identity
+    assert identity is not None
+    await identity.space()
+    for tenant, body in (("trust-a", patient("a1", nhs=NHS_A)), ("trust-b", patient("b1", nhs=NHS_A))):
+        r = await client.put(f"/t/{tenant}/fhir/Patient/{body['id']}", json=body)
+        assert r.status_code in (200, 201), r.text
+    await identity.catch_up()
+    return identity
+
+
+async def _subscribe_then_unlink_b1(system: Any, client: Any, receiver: Any, identity: Any) -> None:
+    """trust-a subscribes to the MPI topic; then an operator unlinks b1 from the shared Person."""
     resource = subscription(criteria=MPI_TOPIC, endpoint=receiver.url, status="active")
     del resource["id"]
     assert (await client.post("/t/trust-a/fhir/Subscription", json=resource)).status_code == 201
@@ -126,8 +130,3 @@ async def test_the_feed_waits_until_the_dispatcher_has_read_the_subscription(
     person = await identity.person_of(tid, "b1")
     assert person is not None
     await identity.unlink(person, (tid, "b1"), "ops", "registered against the wrong person")
-    before = await system.store.sql_read(lambda sql: events_sql.cursor(sql, CURSOR))
-    assert await events.mpi_feed.run_once() == 0  # the dispatcher has not read the Subscription yet
-    assert await system.store.sql_read(lambda sql: events_sql.cursor(sql, CURSOR)) == before
-    await drain(events.dispatcher.run_once)
-    assert await events.mpi_feed.run_once() == 1

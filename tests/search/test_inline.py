@@ -15,6 +15,7 @@ from careweave.search.params import SearchContext, parse_search
 from careweave.store.base import SearchPage
 from careweave.store.sql import search as sql_search
 from careweave.store.sql import sqlite as sqlite_backend
+from careweave.store.sql.compile import Compiler, PidOf
 from careweave.store.sql.search import prepare_search, run_search, search_inline
 from tests.search.conftest import JSON, put
 
@@ -146,9 +147,7 @@ async def test_inline_answers_as_the_pool_does(system, data) -> None:
 
 
 async def test_bounded_searches_do_run_inline(system, data) -> None:
-    tenant = await system.store.tenant("default")
-    conn = system.store._reader()
-    pids = system.store._params
+    tid, conn, pid_of = await _here(system)
     for type_, query in [
         ("Observation", "patient=Patient/p1&date=ge2020-01-01"),
         ("Patient", "name=smi"),
@@ -156,21 +155,19 @@ async def test_bounded_searches_do_run_inline(system, data) -> None:
         ("Observation", "patient=Patient/p1&_include=Observation:subject"),
     ]:
         plan = _parse(system, type_, query)
-        page, prepared = search_inline(conn, tenant.key, lambda k: pids.lookup(conn, k), plan, 10.0)
+        page, prepared = search_inline(conn, tid, pid_of, plan, 10.0)
         assert page is not None and prepared is not None and prepared.bounded, query
-        _same(page, _reference(_db(system), tenant.key, plan))
+        _same(page, _reference(_db(system), tid, plan))
     # a total visits every match: never inline
     plan = _parse(system, "Observation", "code=http://loinc.org|29463-7&_total=accurate")
-    assert search_inline(conn, tenant.key, lambda k: pids.lookup(conn, k), plan, 10.0) == (None, None)
+    assert search_inline(conn, tid, pid_of, plan, 10.0) == (None, None)
 
 
 async def test_over_budget_falls_back_and_leaves_the_connection_clean(system, data, monkeypatch) -> None:
     monkeypatch.setattr(sql_search, "_PROGRESS_STEPS", 1)
-    tenant = await system.store.tenant("default")
-    conn = system.store._reader()
-    pids = system.store._params
+    tid, conn, pid_of = await _here(system)
     plan = _parse(system, "Patient", "name=smi&_revinclude=Observation:subject")
-    assert search_inline(conn, tenant.key, lambda k: pids.lookup(conn, k), plan, 0.0) == (None, None)
+    assert search_inline(conn, tid, pid_of, plan, 0.0) == (None, None)
     assert not conn.in_transaction
     # the progress handler is gone: a long statement on this connection is not interrupted
     assert (
@@ -194,32 +191,27 @@ async def test_over_budget_falls_back_and_leaves_the_connection_clean(system, da
 async def test_unsettled_quick_plan_is_planned_again(system, data, monkeypatch) -> None:
     # probes capped at 2 rows cannot settle a choice between larger conditions
     monkeypatch.setattr(sql_search, "INLINE_CANDIDATES", 1)
-    tenant = await system.store.tenant("default")
-    conn = system.store._reader()
-    pids = system.store._params
+    tid, conn, pid_of = await _here(system)
     plan = _parse(system, "Observation", "code=http://loinc.org|29463-7")
-    page, prepared = search_inline(conn, tenant.key, lambda k: pids.lookup(conn, k), plan, 10.0)
+    page, prepared = search_inline(conn, tid, pid_of, plan, 10.0)
     assert page is None and prepared is None
     await _check_all(system)
 
 
 async def test_prepared_plan_runs_on_another_connection(system, data) -> None:
-    tenant = await system.store.tenant("default")
-    conn = system.store._reader()
-    pids = system.store._params
-    from careweave.store.sql.compile import Compiler
-
+    tid, conn, pid_of = await _here(system)
     for type_, query in QUERIES:
         plan = _parse(system, type_, query)
-        prepared = prepare_search(conn, Compiler(tenant.key, lambda k: pids.lookup(conn, k)), plan)
+        prepared = prepare_search(conn, Compiler(tid, pid_of), plan)
         other = sqlite3.connect(_db(system), isolation_level=None)
         try:
             other.execute("BEGIN")
-            page = run_search(other, tenant.key, partial(pids.lookup, other), plan, prepared=prepared)
+            lookup = partial(system.store._params.lookup, other)
+            page = run_search(other, tid, lookup, plan, prepared=prepared)
             other.execute("COMMIT")
         finally:
             other.close()
-        _same(page, _reference(_db(system), tenant.key, plan))
+        _same(page, _reference(_db(system), tid, plan))
 
 
 async def test_inline_sees_updates_and_keeps_tenants_apart(system, client, data) -> None:
@@ -242,3 +234,10 @@ async def _ids(system, tenant_name: str, type_: str, query: str) -> list[str]:
     tenant = await system.store.tenant(tenant_name)
     page = await system.store.search(tenant, _parse(system, type_, query))
     return sorted(r.id for r in page.matches)
+
+
+async def _here(system: Any) -> tuple[int, sqlite3.Connection, PidOf]:
+    """The default tenant's key, this thread's reader connection and its parameter lookup."""
+    tenant = await system.store.tenant("default")
+    conn = system.store._reader()
+    return tenant.key, conn, partial(system.store._params.lookup, conn)
