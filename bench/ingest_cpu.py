@@ -11,7 +11,8 @@ included), so the figures hold on a busy machine where wall-clock rates do not:
 3. load: ``load_paths`` (the ``careweave load --workers 0`` path: read, parse, references,
    validate, index, write) of each NDJSON file in turn into a fresh data directory;
 4. ``--cli``: the real ``careweave load --workers 0`` and ``--workers 1`` in a subprocess, with the
-   wall-clock rate it reports and the CPU of it and its worker processes (rusage of children).
+   wall-clock rate it reports, the CPU of its own process (the parent: reading, the event loop, the
+   SQLite writer; rusage of itself) and that of its worker processes (rusage of its children).
 
 Each in-process figure is the smallest of ``--repeat`` runs.
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,8 +39,6 @@ from careweave.interactions.loading import load_paths
 from careweave.settings import from_environment
 from careweave.store.base import Tenant
 from careweave.system import System, build_system, load_definitions
-
-_CLI = Path(sys.executable).with_name("careweave")
 
 
 def _read(directory: Path, limit: int | None) -> dict[Path, list[dict[str, Any]]]:
@@ -103,14 +101,30 @@ async def _warm(system: System, tenant: Tenant) -> None:
         indexer.plan(type_)
 
 
-def _cli(directory: Path, workers: int, scratch: Path) -> tuple[str, float, float]:
-    """(the CLI's summary line, its reported rate, CPU µs per resource of it and its workers)."""
+# runs the CLI in a child process and reports, on stderr, the CPU of that process (the parent: reading,
+# the event loop, the SQLite writer) apart from its worker processes'
+_CLI_RUSAGE = """
+import json, resource, sys
+from careweave.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps([own.ru_utime + own.ru_stime, workers.ru_utime + workers.ru_stime]), file=sys.stderr)
+"""
+
+
+def _cli(directory: Path, workers: int, scratch: Path) -> tuple[str, float, float, float]:
+    """(the CLI's summary line, its reported rate, CPU µs per resource of the CLI's own process and
+    of its worker processes)."""
     data = scratch / f"cli-{workers}"
     data.mkdir()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [
-            str(_CLI),
+            sys.executable,
+            "-c",
+            _CLI_RUSAGE,
             "load",
             "--data",
             str(data),
@@ -124,12 +138,11 @@ def _cli(directory: Path, workers: int, scratch: Path) -> tuple[str, float, floa
         text=True,
         check=True,
     )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    own, children = orjson.loads(done.stderr.strip().splitlines()[-1])
     line = done.stdout.strip().splitlines()[-1]
     m = re.search(r"([\d,]+) resources .*\(([\d,]+)/s\)", line)
     read, rate = (int(m[1].replace(",", "")), float(m[2].replace(",", ""))) if m else (0, 0.0)
-    return line, rate, cpu * 1e6 / max(read, 1)
+    return line, rate, own * 1e6 / max(read, 1), children * 1e6 / max(read, 1)
 
 
 def _load_average() -> str:
@@ -173,12 +186,15 @@ def main(directory: Path, repeat: int, limit: int | None, cli: bool, skip_load: 
                 rows[type_]["load"] = us
         _table(console, rows)
         if cli:
-            cli_table = Table(title="careweave load (whole CLI, wall clock and CPU incl. workers)")
-            for column in ("workers", "resources/s", "CPU µs/resource", "load average after", "summary"):
+            cli_table = Table(title="careweave load (whole CLI: wall clock; CPU µs/resource, rusage)")
+            columns = ("workers", "resources/s", "CPU parent", "CPU workers", "load average after", "summary")
+            for column in columns:
                 cli_table.add_column(column, justify="right")
             for workers in (0, 1):
-                line, rate, us = _cli(directory, workers, scratch)
-                cli_table.add_row(str(workers), f"{rate:,.0f}", f"{us:,.0f}", _load_average(), line)
+                line, rate, own, children = _cli(directory, workers, scratch)
+                cli_table.add_row(
+                    str(workers), f"{rate:,.0f}", f"{own:,.0f}", f"{children:,.0f}", _load_average(), line
+                )
             console.print(cli_table)
     console.print(f"load average after: {_load_average()}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -251,11 +252,13 @@ def load(
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
     from careweave.interactions.loading import load_paths
+    from careweave.loadworkers import PoolPreparer, WorkerConfig, freeze_heap
     from careweave.system import build_system
 
     settings = _settings(data_dir=data_dir, database=database)
 
     async def run() -> None:
+        gc.disable()  # building the system: nothing to collect (freeze_heap turns it on)
         system = build_system(settings)
         try:
             target = await system.store.tenant(tenant_name)
@@ -266,6 +269,7 @@ def load(
                 TextColumn("{task.fields[read]:,} read"),
                 TextColumn("{task.fields[rate]:,.0f}/s"),
                 TimeElapsedColumn(),
+                refresh_per_second=2,  # drawing takes the GIL from the writer
             ) as bar:
                 task = bar.add_task("loading", read=0, rate=0.0)
                 started = time.perf_counter()
@@ -277,10 +281,9 @@ def load(
                 count = workers if workers is not None else max(0, (os.cpu_count() or 1) - 1)
                 preparer = None
                 if count > 0:
-                    from careweave.loadworkers import PoolPreparer, WorkerConfig
-
                     custom = [(c.key, c.definition) for c in await system.store.custom_params(target)]
                     preparer = PoolPreparer(count, WorkerConfig(dict(target.settings), custom))
+                freeze_heap()  # the parent's collections would compete with its writer
                 try:
                     report = await load_paths(
                         system.services,

@@ -1,35 +1,46 @@
-"""Worker processes for bulk load: validation and index extraction in parallel with the writer.
+"""Worker processes for bulk load: preparing chunks in parallel with the writer.
 
 A :class:`PoolPreparer` is what ``careweave load`` hands to
 :func:`careweave.interactions.loading.load_paths` when it runs with workers.
 
 Rules:
 1. A worker is a spawned process (never forked: the parent runs threads). Its initializer builds
-   the definitions, the validator and the tenant's indexer once (about a second); the parent sends
-   chunks of resources as JSON bytes and gets back, per resource, either the resource with its
-   index rows or the reason it was rejected.
+   the definitions, the validator and the tenant's indexer once (about a second), then freezes
+   them out of the garbage collector's way; the parent sends chunks of NDJSON lines and gets back
+   each chunk prepared (careweave.interactions.loading.prepare_chunk): resources serialised with
+   their index rows, ready for the writer, and the ones rejected or waiting for references.
 2. Workers hold no state between chunks beyond what the initializer built; they never touch the
    store, so the parent's single writer keeps every write serial and durable.
+3. Results travel compactly: index rows and serialised resources pickle as their constructor's
+   arguments (a few C-level calls in the parent), not as dataclass state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copyreg
+import gc
 import multiprocessing
+import operator
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-import orjson
-
-from careweave.interactions.loading import Prepared, Rejected
+from careweave.interactions.context import new_id
+from careweave.interactions.loading import Chunk, Prepared, Tools, prepare_chunk
 from careweave.search.custom import registry_with
+from careweave.search.index import IndexRows
 from careweave.search.indexer import Indexer
 from careweave.store.base import Tenant
+from careweave.store.writes import Serialised
 from careweave.system import _validate, load_definitions
 
-__all__ = ["PoolPreparer", "WorkerConfig", "init_worker", "prepare_chunk"]
+__all__ = ["PoolPreparer", "WorkerConfig", "freeze_heap", "init_worker", "prepare"]
+
+# collect young objects every 20,000 allocations, not 700: a load allocates a lot, and nearly all
+# of it dies young (freed by reference counting before a collection would look at it)
+_GC_THRESHOLD = (20_000, 10, 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,41 +49,53 @@ class WorkerConfig:
     custom: Sequence[tuple[str, Mapping[str, Any]]]  # the tenant's custom parameters, all states
 
 
-class _Worker:
-    def __init__(self, config: WorkerConfig) -> None:
-        defs = load_definitions()
-        registry = registry_with(defs.search_params, config.custom) if config.custom else (defs.search_params)
-        self.indexer = Indexer(registry, defs.engine, defs.code_systems)
-        self.validate = _validate(defs)
-        self.tenant = Tenant(0, "", dict(config.settings))
+def _tools(config: WorkerConfig) -> Tools:
+    defs = load_definitions()
+    registry = registry_with(defs.search_params, config.custom) if config.custom else (defs.search_params)
+    indexer = Indexer(registry, defs.engine, defs.code_systems)
+    validate = _validate(defs)
+    tenant = Tenant(0, "", dict(config.settings))
+    return Tools(lambda r: validate(r, tenant), indexer.index, defs.model.resource_types, new_id)
 
 
-_worker: _Worker | None = None  # one per worker process, set by init_worker
+_row_fields = operator.attrgetter(*(f.name for f in fields(IndexRows)))  # in constructor order
+
+
+def _reduce_rows(rows: IndexRows) -> tuple[type[IndexRows], tuple[Any, ...]]:
+    return IndexRows, _row_fields(rows)
+
+
+def _reduce_serialised(item: Serialised) -> tuple[type[Serialised], tuple[Any, ...]]:
+    return Serialised, (item.type, item.id, item.head, item.tail, item.index)
+
+
+def freeze_heap() -> None:
+    """Move everything built so far (definitions, registries) out of the collector's way for good,
+    collect less often, and turn collection on (a load process may build with it off)."""
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLD)
+    gc.enable()
+
+
+_tools_here: Tools | None = None  # one per worker process, set by init_worker
 
 
 def init_worker(config: WorkerConfig) -> None:
-    global _worker
-    _worker = _Worker(config)
+    global _tools_here
+    gc.disable()  # building: nothing to collect
+    _tools_here = _tools(config)
+    copyreg.pickle(IndexRows, _reduce_rows)  # rule 3
+    copyreg.pickle(Serialised, _reduce_serialised)
+    freeze_heap()  # rule 1
 
 
-def prepare_chunk(items: list[tuple[str, bytes]]) -> list[Prepared | Rejected]:
-    """Validate and index each (source, resource JSON) of a chunk."""
-    assert _worker is not None, "init_worker was not run"
-    out: list[Prepared | Rejected] = []
-    for source, raw in items:
-        resource = orjson.loads(raw)
-        type_ = resource.get("resourceType")
-        issues = [i for i in _worker.validate(resource, _worker.tenant) if i.is_error]
-        if issues:
-            reason = "; ".join(f"{', '.join(i.expression) or type_}: {i.diagnostics}" for i in issues[:5])
-            out.append(Rejected(source, reason, type_, resource.get("id")))
-            continue
-        out.append(Prepared(type_, raw, _worker.indexer.index(resource)))
-    return out
+def prepare(chunk: Chunk) -> Prepared:
+    assert _tools_here is not None, "init_worker was not run"
+    return prepare_chunk(chunk, _tools_here)
 
 
 class PoolPreparer:
-    """Validates and indexes chunks in ``workers`` spawned processes."""
+    """Prepares chunks in ``workers`` spawned processes."""
 
     def __init__(self, workers: int, config: WorkerConfig) -> None:
         self._pool = ProcessPoolExecutor(
@@ -83,8 +106,8 @@ class PoolPreparer:
         )
         self.workers = workers
 
-    async def prepare(self, items: list[tuple[str, bytes]]) -> list[Prepared | Rejected]:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, prepare_chunk, items)
+    async def prepare(self, chunk: Chunk) -> Prepared:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, prepare, chunk)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

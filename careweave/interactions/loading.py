@@ -1,11 +1,11 @@
 """Bulk load: NDJSON files, Bundles and folders of them into a tenant, streaming.
 
 Rules:
-1. Memory stays flat: NDJSON is read line by line, each Bundle file on its own, and resources are
-   written in chunks (``chunk`` per write transaction, at most two chunks in flight).
+1. Memory stays flat: NDJSON is read ``chunk`` lines at a time, each Bundle file on its own; a
+   bounded number of chunks is being prepared or written at any time.
 2. Every resource is validated and indexed like an API write. A rejected resource (invalid JSON,
    a validation error, an unresolvable reference) is written with its reason to the report file
-   (one JSON line each) and the load goes on.
+   (one JSON line each, the file created at the first one) and the load goes on.
 3. Loading is idempotent: resources keep their ids (a Bundle entry's ``urn:uuid`` fullUrl gives its
    id), writes are updates, and an update that changes nothing stores nothing, so a second run of
    the same files changes nothing.
@@ -14,24 +14,29 @@ Rules:
    then rejected.
 5. Files load in name order, Synthea's ``hospitalInformation*`` and ``practitionerInformation*``
    first (the resources others refer to).
-6. The loader parses each resource once: a preparer (maybe in another process) gets its JSON, and
-   the writer gets the loader's own parse of that same JSON.
+6. The loader hands NDJSON lines to a preparer unparsed. The preparer (maybe in another process:
+   careweave.loadworkers) parses, checks, validates, indexes and serialises each resource
+   (store.writes.serialise), so the loader only resolves conditional references, which need the
+   store, and writes. A resource holding one comes back to the loader, which resolves it and sends
+   it again with the targets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, NamedTuple, Protocol, cast
 
 import orjson
 
 from careweave.bundles.plan import conditional_references, rewrite_references
-from careweave.errors import CareweaveError
+from careweave.errors import CareweaveError, Issue
 from careweave.fhir.model import is_valid_id
 from careweave.interactions.common import criteria_plan
 from careweave.interactions.context import Services
@@ -39,7 +44,18 @@ from careweave.search.index import IndexRows
 from careweave.store import writes
 from careweave.store.base import Tenant, Transaction
 
-__all__ = ["InProcessPreparer", "LoadReport", "Prepared", "Preparer", "Rejected", "load_paths"]
+__all__ = [
+    "Chunk",
+    "InProcessPreparer",
+    "LoadReport",
+    "Prepared",
+    "Preparer",
+    "Rejected",
+    "Tools",
+    "Waiting",
+    "load_paths",
+    "prepare_chunk",
+]
 
 _FIRST = ("hospitalInformation", "practitionerInformation")
 Progress = Callable[[int, int], None]  # (resources read, resources stored)
@@ -60,12 +76,144 @@ class LoadReport:
         return self.read / self.seconds if self.seconds else 0.0
 
 
-@dataclass(slots=True)
-class _Item:
+# -- what the loader and a preparer exchange ---------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Resources to prepare, as JSON: lines of an NDJSON file (``path``, the first being line
+    ``first``; blank ones are skipped), or resources with their own ``sources`` (Bundle entries,
+    retries), each maybe with its resolved conditional references (``mappings``)."""
+
+    lines: list[bytes]
+    path: str = ""
+    first: int = 1
+    sources: list[str] | None = None
+    mappings: list[dict[str, str]] | None = None
+
+    def source(self, i: int) -> str:
+        return self.sources[i] if self.sources is not None else f"{self.path}:{self.first + i}"
+
+
+class Rejected(NamedTuple):
     source: str
-    resource: dict[str, Any]
+    reason: str
+    type: Any  # the resource's resourceType and id as sent (None: not a resource)
+    id: Any
 
 
+class Waiting(NamedTuple):
+    """A resource holding conditional references, for the loader to resolve (rule 6)."""
+
+    source: str
+    line: bytes
+    references: tuple[str, ...]
+    type: str
+    id: Any
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A chunk, prepared: the resources to store, and the ones rejected or waiting."""
+
+    resources: list[writes.Serialised] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)
+    read: int = 0  # resources read (waiting ones and lines that are no resource aside)
+    by_type: dict[str, int] = field(default_factory=dict)  # resources to store, per type
+
+
+@dataclass(frozen=True, slots=True)
+class Tools:
+    """What preparing needs: the tenant's validation and indexer, the resource types, new ids."""
+
+    validate: Callable[[dict[str, Any]], list[Issue]]
+    index: Callable[[dict[str, Any]], IndexRows]
+    resource_types: frozenset[str]
+    new_id: Callable[[], str]
+
+
+def prepare_chunk(chunk: Chunk, tools: Tools) -> Prepared:
+    """Parse, check, validate, index and serialise each resource of ``chunk``."""
+    out = Prepared()
+    mappings = chunk.mappings
+    for i, line in enumerate(chunk.lines):
+        if not line.strip():
+            continue
+        try:
+            resource = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            out.rejected.append(Rejected(chunk.source(i), f"not JSON: {exc}", None, None))
+            continue
+        if not isinstance(resource, dict):
+            out.rejected.append(Rejected(chunk.source(i), "not a JSON object", None, None))
+            continue
+        type_ = resource.get("resourceType")
+        if not isinstance(type_, str) or type_ not in tools.resource_types:
+            out.read += 1
+            reason = f"unknown resourceType {type_!r}"
+            out.rejected.append(Rejected(chunk.source(i), reason, type_, resource.get("id")))
+            continue
+        if mappings is not None:
+            rewrite_references(resource, mappings[i], "")
+        # a conditional reference holds a "?", in the line as itself or escaped
+        if b"?" in line or b"\\u003f" in line or b"\\u003F" in line:
+            references = conditional_references(resource)
+            if references:
+                out.waiting.append(
+                    Waiting(chunk.source(i), line, tuple(references), type_, resource.get("id"))
+                )
+                continue
+        out.read += 1
+        prepared = _prepare_one(resource, type_, tools)
+        if isinstance(prepared, str):
+            out.rejected.append(Rejected(chunk.source(i), prepared, type_, resource["id"]))
+        else:
+            out.resources.append(prepared)
+            out.by_type[type_] = out.by_type.get(type_, 0) + 1
+    return out
+
+
+def _prepare_one(resource: dict[str, Any], type_: str, tools: Tools) -> writes.Serialised | str:
+    """The resource (given an id if it has no valid one) ready to store, or why it is rejected."""
+    if not is_valid_id(resource.get("id")):
+        resource["id"] = tools.new_id()
+    issues = [issue for issue in tools.validate(resource) if issue.is_error]
+    if issues:
+        return "; ".join(f"{', '.join(i.expression) or type_}: {i.diagnostics}" for i in issues[:5])
+    return writes.serialise(resource, tools.index(resource))
+
+
+class Preparer(Protocol):
+    """Prepares chunks (:func:`prepare_chunk`): in process, or in worker processes
+    (careweave.loadworkers.PoolPreparer)."""
+
+    workers: int
+
+    async def prepare(self, chunk: Chunk) -> Prepared: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessPreparer:
+    workers = 0
+
+    def __init__(self, services: Services, tenant: Tenant) -> None:
+        self._services = services
+        self._tenant = tenant
+
+    async def prepare(self, chunk: Chunk) -> Prepared:
+        services, tenant = self._services, self._tenant
+        indexer = (await services.search.of(tenant)).indexer
+        validate = services.validate
+        return prepare_chunk(
+            chunk,
+            Tools(lambda r: validate(r, tenant), indexer.index, services.resource_types, services.new_id),
+        )
+
+    def close(self) -> None:
+        return None
+
+
+# -- reading ------------------------------------------------------------------------------------------
 def _files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
@@ -91,32 +239,26 @@ def _open(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
-def _read(path: Path, reject: Callable[[str, str, dict[str, Any] | None], None]) -> Iterator[_Item]:
-    """Resources of one file, with bundle-local references already rewritten."""
+Reject = Callable[[Rejected], None]
+
+
+def _chunks(path: Path, size: int, reject: Reject) -> Iterator[Chunk]:
+    """The resources of one file in chunks of ``size``, Bundle-local references already rewritten."""
     name = path.name.lower().removesuffix(".gz")
     with _open(path) as stream:
         if name.endswith(".ndjson"):
-            for number, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                source = f"{path}:{number}"
-                try:
-                    resource = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    reject(source, f"not JSON: {exc}", None)
-                    continue
-                if isinstance(resource, dict):
-                    yield _Item(source, resource)
-                else:
-                    reject(source, "not a JSON object", None)
+            first = 1
+            while lines := list(itertools.islice(stream, size)):
+                yield Chunk(lines, str(path), first)
+                first += len(lines)
             return
         try:
             document = orjson.loads(stream.read())
         except orjson.JSONDecodeError as exc:
-            reject(str(path), f"not JSON: {exc}", None)
+            reject(Rejected(str(path), f"not JSON: {exc}", None, None))
             return
     if not isinstance(document, dict):
-        reject(str(path), "not a JSON object", None)
+        reject(Rejected(str(path), "not a JSON object", None, None))
     elif document.get("resourceType") == "Bundle" and document.get("type") in (
         "transaction",
         "batch",
@@ -124,14 +266,16 @@ def _read(path: Path, reject: Callable[[str, str, dict[str, Any] | None], None])
         "searchset",
         "history",
     ):
-        yield from _bundle_items(path, document, reject)
+        entries = _bundle_entries(path, document, reject)
+        while batch := list(itertools.islice(entries, size)):
+            yield Chunk([orjson.dumps(r) for _, r in batch], sources=[s for s, _ in batch])
     else:
-        yield _Item(str(path), document)
+        yield Chunk([orjson.dumps(document)], sources=[str(path)])
 
 
-def _bundle_items(
-    path: Path, bundle: dict[str, Any], reject: Callable[[str, str, dict[str, Any] | None], None]
-) -> Iterator[_Item]:
+def _bundle_entries(
+    path: Path, bundle: dict[str, Any], reject: Reject
+) -> Iterator[tuple[str, dict[str, Any]]]:
     entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
     mapping: dict[str, str] = {}
     for entry in entries:
@@ -151,127 +295,100 @@ def _bundle_items(
         method = (entry.get("request") or {}).get("method")
         if method == "DELETE" or not isinstance(resource, dict):
             if method != "DELETE":
-                reject(source, "the entry has no resource", None)
+                reject(Rejected(source, "the entry has no resource", None, None))
             continue
         rewrite_references(resource, mapping, "")
-        yield _Item(source, resource)
+        yield source, resource
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A resource that passed validation, as JSON, with its index rows."""
-
-    type: str
-    body: bytes
-    index: IndexRows
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    source: str
-    reason: str
-    type: str | None
-    id: str | None
-
-
-class Preparer(Protocol):
-    """Validates and indexes chunks of (source, resource JSON): in process, or in worker processes
-    (careweave.loadworkers.PoolPreparer)."""
-
-    workers: int
-
-    async def prepare(self, items: list[tuple[str, bytes]]) -> list[Prepared | Rejected]: ...
-
-    def close(self) -> None: ...
-
-
-class InProcessPreparer:
-    workers = 0
-
-    def __init__(self, services: Services, tenant: Tenant) -> None:
-        self._services = services
-        self._tenant = tenant
-
-    async def prepare(self, items: list[tuple[str, bytes]]) -> list[Prepared | Rejected]:
-        indexer = (await self._services.search.of(self._tenant)).indexer
-        out: list[Prepared | Rejected] = []
-        for source, raw in items:
-            resource = orjson.loads(raw)
-            type_ = resource.get("resourceType")
-            issues = [i for i in self._services.validate(resource, self._tenant) if i.is_error]
-            if issues:
-                reason = "; ".join(f"{', '.join(i.expression) or type_}: {i.diagnostics}" for i in issues[:5])
-                out.append(Rejected(source, reason, type_, resource.get("id")))
-            else:
-                out.append(Prepared(type_, raw, indexer.index(resource)))
-        return out
-
-    def close(self) -> None:
-        return None
-
-
+# -- loading ------------------------------------------------------------------------------------------
 class _Loader:
     def __init__(
-        self,
-        services: Services,
-        tenant: Tenant,
-        report_file: IO[bytes] | None,
-        chunk: int,
-        preparer: Preparer,
+        self, services: Services, tenant: Tenant, report_path: Path | None, chunk: int, preparer: Preparer
     ) -> None:
         self.services = services
         self.tenant = tenant
-        self.report_file = report_file
+        self.report_path = report_path
+        self.report_file: IO[bytes] | None = None
         self.chunk = chunk
         self.preparer = preparer
+        self.depth = max(1, preparer.workers * 2)  # chunks being prepared
         self.report = LoadReport()
         self.refs: dict[str, str | None] = {}
-        self.pending: list[tuple[str, bytes]] = []
-        self.pending_resources: list[dict[str, Any]] = []  # the same resources, parsed
-        self.preparing: list[tuple[asyncio.Future[list[Prepared | Rejected]], list[dict[str, Any]]]] = []
-        self.writing: list[asyncio.Future[tuple[int, int]]] = []
-        self.deferred: list[_Item] = []
+        self.preparing: deque[asyncio.Future[Prepared]] = deque()
+        self.writing: deque[asyncio.Future[tuple[int, int]]] = deque()
+        self.deferred: list[Waiting] = []
+        self.final = False  # retrying the deferred: an unresolvable reference is a rejection
 
-    def reject(
-        self,
-        source: str,
-        reason: str,
-        resource: dict[str, Any] | None,
-        type_: str | None = None,
-        id_: str | None = None,
-    ) -> None:
+    def reject(self, rejected: Rejected) -> None:
         self.report.rejected += 1
-        if self.report_file is not None:
-            line: dict[str, Any] = {"source": source, "reason": reason}
-            if resource is not None:
-                type_, id_ = resource.get("resourceType"), resource.get("id")
-            if type_ is not None:
-                line["resourceType"] = type_
-                line["id"] = id_
-            self.report_file.write(orjson.dumps(line) + b"\n")
+        if self.report_path is None:
+            return
+        if self.report_file is None:
+            self.report_file = self.report_path.open("wb")  # rule 2: only when something is rejected
+        line: dict[str, Any] = {"source": rejected.source, "reason": rejected.reason}
+        if rejected.type is not None:
+            line["resourceType"] = rejected.type
+            line["id"] = rejected.id
+        self.report_file.write(orjson.dumps(line) + b"\n")
 
-    async def resolve(self, item: _Item, final: bool) -> bool:
-        """Resolve the item's conditional references; False when one is not resolvable yet."""
+    def close(self) -> None:
+        if self.report_file is not None:
+            self.report_file.close()
+
+    async def add(self, chunk: Chunk) -> None:
+        self.preparing.append(asyncio.ensure_future(self.preparer.prepare(chunk)))
+        while len(self.preparing) > self.depth:
+            await self._take()
+
+    async def _take(self) -> None:
+        prepared = await self.preparing.popleft()
+        report = self.report
+        report.read += prepared.read
+        for type_, count in prepared.by_type.items():
+            report.by_type[type_] = report.by_type.get(type_, 0) + count
+        for rejected in prepared.rejected:
+            self.reject(rejected)
+        if prepared.resources:
+            self.writing.append(
+                asyncio.ensure_future(self.services.store.write(self.tenant, _store(prepared)))
+            )
+        if prepared.waiting:
+            await self._resolve_all(prepared.waiting, self.final)
+        while len(self.writing) > 2:
+            await self._settle(self.writing.popleft())
+
+    async def _resolve_all(self, waiting: list[Waiting], final: bool) -> None:
+        """Send the resources whose conditional references resolve to be prepared again."""
+        resolved: list[tuple[Waiting, dict[str, str]]] = []
+        for item in waiting:
+            mapping = await self._resolve(item, final)
+            if mapping is not None:
+                resolved.append((item, mapping))
+        for start in range(0, len(resolved), self.chunk):
+            part = resolved[start : start + self.chunk]
+            chunk = Chunk(
+                [w.line for w, _ in part], sources=[w.source for w, _ in part], mappings=[m for _, m in part]
+            )
+            self.preparing.append(asyncio.ensure_future(self.preparer.prepare(chunk)))
+
+    async def _resolve(self, item: Waiting, final: bool) -> dict[str, str] | None:
+        """The item's conditional references resolved; None when one is not resolvable yet."""
         mapping: dict[str, str] = {}
-        for ref in conditional_references(item.resource):
+        for ref in item.references:
             if ref not in self.refs:
                 self.refs[ref] = await self._search(ref)
             target = self.refs[ref]
             if target is None:
                 if final:
-                    self.reject(
-                        item.source,
-                        f"the conditional reference {ref} matches no single resource",
-                        item.resource,
-                    )
+                    reason = f"the conditional reference {ref} matches no single resource"
+                    self.reject(Rejected(item.source, reason, item.type, item.id))
                 else:
                     del self.refs[ref]  # look again later: the target may be in a later file
                     self.deferred.append(item)
-                return False
+                return None
             mapping[ref] = target
-        if mapping:
-            rewrite_references(item.resource, mapping, "")
-        return True
+        return mapping
 
     async def _search(self, ref: str) -> str | None:
         type_, _, query = ref.partition("?")
@@ -284,75 +401,29 @@ class _Loader:
             return None
         return f"{page.matches[0].type}/{page.matches[0].id}"
 
-    async def add(self, item: _Item, final: bool = False) -> None:
-        resource = item.resource
-        type_ = resource.get("resourceType")
-        if not isinstance(type_, str) or type_ not in self.services.resource_types:
-            self.report.read += 1
-            self.reject(item.source, f"unknown resourceType {type_!r}", resource)
-            return
-        raw = orjson.dumps(resource)
-        # a conditional reference is a string with a "?" (which orjson never escapes): without one
-        # there is nothing to resolve, and the resource need not be walked
-        changed = b"?" in raw
-        if changed and not await self.resolve(item, final):
-            return
-        self.report.read += 1
-        if not is_valid_id(resource.get("id")):
-            resource["id"] = self.services.new_id()
-            changed = True
-        self.pending.append((item.source, orjson.dumps(resource) if changed else raw))
-        self.pending_resources.append(resource)
-        if len(self.pending) >= self.chunk:
-            await self._prepare_pending()
-
-    async def _prepare_pending(self) -> None:
-        if self.pending:
-            chunk, self.pending = self.pending, []
-            resources, self.pending_resources = self.pending_resources, []
-            self.preparing.append((asyncio.ensure_future(self.preparer.prepare(chunk)), resources))
-        depth = max(1, self.preparer.workers * 2)
-        while len(self.preparing) > depth:
-            await self._write_prepared()
-
-    async def _write(self, results: list[Prepared | Rejected], resources: list[dict[str, Any]]) -> None:
-        batch: list[writes.Prepared] = []
-        for result, resource in zip(results, resources, strict=True):
-            if isinstance(result, Rejected):
-                self.reject(result.source, result.reason, None, result.type, result.id)
-                continue
-            # the loader's own parse of the resource: the same JSON as ``body`` (rule 6)
-            batch.append(writes.Prepared(result.type, resource, result.index))
-            self.report.by_type[result.type] = self.report.by_type.get(result.type, 0) + 1
-        if batch:
-            self.writing.append(asyncio.ensure_future(self.services.store.write(self.tenant, _store(batch))))
-        while len(self.writing) > 2:
-            await self._settle(self.writing.pop(0))
-
-    async def _write_prepared(self) -> None:
-        prepared, resources = self.preparing.pop(0)
-        await self._write(await prepared, resources)
-
     async def _settle(self, write: asyncio.Future[tuple[int, int]]) -> None:
         stored, unchanged = await write
         self.report.stored += stored
         self.report.unchanged += unchanged
 
     async def drain(self) -> None:
-        await self._prepare_pending()
         while self.preparing:
-            await self._write_prepared()
+            await self._take()
         while self.writing:
-            await self._settle(self.writing.pop(0))
+            await self._settle(self.writing.popleft())
+
+    async def retry_deferred(self) -> None:
+        retry, self.deferred = self.deferred, []
+        self.final = True
+        if retry:
+            await self._resolve_all(retry, final=True)
+        await self.drain()
 
 
-def _store(batch: list[writes.Prepared]) -> Callable[[Transaction], tuple[int, int]]:
+def _store(prepared: Prepared) -> Callable[[Transaction], tuple[int, int]]:
     def run(tx: Transaction) -> tuple[int, int]:
-        stored = 0
-        for prepared in batch:
-            if writes.update(tx, prepared, prepared.resource["id"]).changed:
-                stored += 1
-        return stored, len(batch) - stored
+        stored = writes.update_serialised(tx, prepared.resources)
+        return stored, len(prepared.resources) - stored
 
     return run
 
@@ -368,33 +439,31 @@ async def load_paths(
     preparer: Preparer | None = None,
 ) -> LoadReport:
     """Load every NDJSON file, Bundle and folder of them under ``paths`` into ``tenant``;
-    validation and indexing run in ``preparer`` (in process when None)."""
+    preparation runs in ``preparer`` (in process when None). ``report_path`` is created at the
+    first rejected resource."""
     started = time.perf_counter()
-    report_file = report_path.open("wb") if report_path is not None else None
-    loader = _Loader(services, tenant, report_file, chunk, preparer or InProcessPreparer(services, tenant))
+    loader = _Loader(services, tenant, report_path, chunk, preparer or InProcessPreparer(services, tenant))
     try:
         files = _files(paths)
         loader.report.files = len(files)
-        async for item in _items(files, loader):
+        shown = 0
+        async for item in _all_chunks(files, chunk, loader):
             await loader.add(item)
-            if progress is not None and loader.report.read % 1000 == 0:
+            if progress is not None and loader.report.read - shown >= 1000:
+                shown = loader.report.read
                 progress(loader.report.read, loader.report.stored)
         await loader.drain()
-        retry, loader.deferred = loader.deferred, []
-        for item in retry:
-            await loader.add(item, final=True)
-        await loader.drain()
+        await loader.retry_deferred()
     finally:
-        if report_file is not None:
-            report_file.close()
+        loader.close()
     loader.report.seconds = time.perf_counter() - started
     if progress is not None:
         progress(loader.report.read, loader.report.stored)
     return loader.report
 
 
-async def _items(files: list[Path], loader: _Loader) -> AsyncIterator[_Item]:
+async def _all_chunks(files: list[Path], size: int, loader: _Loader) -> AsyncIterator[Chunk]:
     for path in files:
-        for item in _read(path, loader.reject):
-            yield item
-        await asyncio.sleep(0)
+        for chunk in _chunks(path, size, loader.reject):
+            yield chunk
+            await asyncio.sleep(0)

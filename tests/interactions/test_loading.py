@@ -139,12 +139,28 @@ def test_cli_load_with_worker_processes(demo, tmp_path) -> None:
     data = tmp_path / "d"
     out = subprocess.run(
         [sys.executable, "-m", "careweave.cli", "load", str(demo / "ndjson"), "--data", str(data),
-         "--workers", "1", "--report", str(tmp_path / "r.ndjson")],
-        capture_output=True, text=True, timeout=300)
+         "--workers", "1"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "0 rejected" in out.stdout and " stored" in out.stdout
+    assert not (tmp_path / "load-rejected.ndjson").exists()  # created at the first rejection only
     again = subprocess.run(
         [sys.executable, "-m", "careweave.cli", "load", str(demo / "ndjson"), "--data", str(data),
          "--workers", "1", "--report", str(tmp_path / "r.ndjson")],
         capture_output=True, text=True, timeout=300)
     assert " 0 stored" in again.stdout, again.stdout
+
+
+@pytest.mark.slow
+def test_cli_report_names_the_file_with_the_rejections(tmp_path) -> None:
+    source = tmp_path / "in.ndjson"
+    source.write_bytes(b'{"resourceType":"Patient","id":"a"}\n{"resourceType":"Patient","gender":"x"}\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "careweave.cli", "load", str(source), "--data", str(tmp_path / "d"),
+         "--workers", "0"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "1 stored" in out.stdout and "1 rejected" in out.stdout
+    assert "load-rejected.ndjson" in out.stdout
+    (line,) = (tmp_path / "load-rejected.ndjson").read_bytes().splitlines()
+    assert orjson.loads(line)["source"] == f"{source}:2"
