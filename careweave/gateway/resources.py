@@ -6,8 +6,10 @@ Rules:
    error ``prepare`` raises. Feeds repeat most of what they say (the facility, the sending
    application, clinicians, locations, an unchanged patient): a resource seen recently with the
    same content, for the same tenant settings and search parameters, reuses its validated,
-   indexed form (``_RECENT`` of them). Only content seen before is kept (``SecondSight``, as in
-   the workers): what a feed says once would push out what it repeats.
+   indexed form (``_RECENT`` of them). Only content seen before is kept (:class:`Recent`, as in
+   the workers): what a feed says once would push out what it repeats. When this process
+   validates, what a feed said once just before is on trial, and coming again costs no second
+   validation; a worker's results are not (the worker sends them again).
 2. :func:`store` PUTs each resource (``writes.update``: versions, meta, index rows, the change
    log). A resource whose stored version is one this gateway wrote with the same mapped content
    is left alone without reading its body (``writes.update`` would find it unchanged too, at the
@@ -27,7 +29,7 @@ from typing import Any
 import orjson
 
 from careweave.errors import CareweaveError
-from careweave.gateway.workers import Mapped, SecondSight
+from careweave.gateway.workers import Mapped, Recent
 from careweave.hl7v2.mapping import merge_patient
 from careweave.interactions.common import check_id, check_type, prepare
 from careweave.interactions.context import Services
@@ -50,8 +52,7 @@ class Resources:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._recent: dict[tuple[tuple[int, int, bool], bytes], writes.Prepared] = {}
-        self._seen = SecondSight()
+        self._recent: Recent[tuple[tuple[int, int, bool], bytes], writes.Prepared] = Recent(_RECENT)
         self.stored: dict[Key, tuple[int, bytes]] = {}  # resource -> (version, mapped content)
 
     async def prepared(
@@ -87,7 +88,7 @@ class Resources:
             resource = orjson.loads(content)
             check_id(resource.get("id"))
             got[content] = prepared = writes.Prepared(url.partition("/")[0], resource, result)
-            self._keep(scope, content, prepared)
+            self._keep(scope, content, prepared, trial=False)  # the worker sends it again if need be
         if missing:
             request = Request(tenant=tenant, method="PUT")
             for content in missing:
@@ -96,12 +97,10 @@ class Resources:
                 self._keep(scope, content, prepared)
         return [(got[content], content) for _, content, _ in mapped.entries]
 
-    def _keep(self, scope: tuple[int, int, bool], content: bytes, prepared: writes.Prepared) -> None:
-        if not self._seen.again((scope, content)):
-            return
-        if len(self._recent) >= _RECENT:
-            del self._recent[next(iter(self._recent))]  # the oldest
-        self._recent[(scope, content)] = prepared
+    def _keep(
+        self, scope: tuple[int, int, bool], content: bytes, prepared: writes.Prepared, *, trial: bool = True
+    ) -> None:
+        self._recent.put((scope, content), prepared, trial=trial)
 
     async def _prepared_here(self, tenant: Tenant, bundle: dict[str, Any]) -> list[Item]:
         """Validate and index every resource of the mapped Bundle (rule 5); raises CareweaveError.

@@ -14,11 +14,13 @@ Rules:
 4. :func:`map_and_prepare` does the whole pure part of a message in the worker: parse, map,
    validate and index (about 80% of the gateway's CPU per message), so the parent keeps only
    the sockets, the ordering, the writes and the ACKs. A worker remembers what it validated and
-   indexed by content (``_RECENT`` resources) and sends the index rows of a resource it has sent
-   before as None: the parent has them cached, or prepares that resource itself (never stores
-   anything unvalidated). Only content seen before is remembered (:class:`SecondSight`): what a
+   indexed by content (:class:`Recent`) and sends the index rows of a resource it has sent
+   twice before as None: the parent has them cached, or prepares that resource itself (never
+   stores anything unvalidated). Only content seen before is kept (``_RECENT`` of them): what a
    feed says once (the Provenance of each message, new results) would push out what it repeats,
-   and full garbage collections, which pause the process, would walk it.
+   and full garbage collections, which pause the process, would walk it. What was said once
+   just before (the last ``_TRIAL`` contents) is on trial: when it comes again its rows are sent
+   again without validating and indexing it a second time, and it is kept.
 5. Objects built at start-up are moved out of the garbage collector's sight (``gc.freeze``): the
    definitions are large and never freed, and full collections walking them cost more than the
    work between them.
@@ -27,12 +29,16 @@ Rules:
    most ``_IN_FLIGHT`` requests of at most ``MAX_REQUEST`` bytes wait on a worker, so the parent
    never blocks writing to a pipe. A worker that dies fails its requests with
    :class:`WorkerGone` and the parent does that work itself.
+7. Index rows cross the pipe as plain tuples of their fields (:func:`_pack`, :func:`_unpack`):
+   unpickling a slotted dataclass costs the parent, whose CPU is the scarce one, several times
+   what building it from a tuple does. The mapping options are pickled once per pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import itertools
 import logging
@@ -42,7 +48,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -59,6 +65,7 @@ __all__ = [
     "Mapped",
     "Parts",
     "PreparePool",
+    "Recent",
     "SecondSight",
     "WorkerGone",
     "init_worker",
@@ -69,8 +76,11 @@ __all__ = [
 log = logging.getLogger("careweave.gateway")
 
 Prepared = IndexRows | list[Issue]
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 _RECENT = 4096  # resources a worker remembers as validated and indexed, by content
 _SEEN = 16_384  # contents seen once, by hash (SecondSight)
+_TRIAL = 512  # contents seen once, with their index rows (Recent)
 _IN_FLIGHT = 2  # requests sent to one worker and not answered yet, at most (rule 6)
 
 
@@ -83,8 +93,7 @@ class _Worker:
     validate: Validate
     indexer: Indexer
     tenants: dict[bool, Tenant]
-    recent: dict[tuple[bool, bytes], Prepared]
-    seen: SecondSight
+    recent: Recent[tuple[bool, bytes], Prepared]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +134,91 @@ class SecondSight:
         return False
 
 
+class Recent(Generic[K, V]):
+    """A cache by content that keeps what repeats (rule 4). A value put for the first time is on
+    trial (the last ``trial`` of them): found again, it is kept. Keys whose trial ended are
+    remembered by hash (:class:`SecondSight`): put again, they are kept at once. The last
+    ``size`` kept values stay; what a feed says once passes through the trial alone."""
+
+    def __init__(self, size: int = _RECENT, trial: int = _TRIAL) -> None:
+        self._size = size
+        self._trial_size = trial
+        self._kept: dict[K, V] = {}
+        self._trial: dict[K, V] = {}
+        self._seen = SecondSight()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def kept(self, key: K) -> V | None:
+        """A value kept (seen at least twice)."""
+        return self._kept.get(key)
+
+    def tried(self, key: K) -> V | None:
+        """A value on trial, which is kept from now on."""
+        found = self._trial.pop(key, None)
+        if found is not None:
+            self._keep(key, found)
+        return found
+
+    def get(self, key: K) -> V | None:
+        found = self._kept.get(key)
+        return found if found is not None else self.tried(key)
+
+    def put(self, key: K, value: V, *, trial: bool = True) -> None:
+        """Keep ``value`` if ``key`` was seen before, else put it on trial (``trial`` False: only
+        remember that the key was seen)."""
+        if key in self._kept or self._seen.again(key):
+            self._keep(key, value)
+            return
+        if not trial:
+            return
+        if len(self._trial) >= self._trial_size:
+            del self._trial[next(iter(self._trial))]  # the oldest
+        self._trial[key] = value
+
+    def _keep(self, key: K, value: V) -> None:
+        self._kept.pop(key, None)
+        if len(self._kept) >= self._size:
+            del self._kept[next(iter(self._kept))]  # the oldest
+        self._kept[key] = value
+
+
 _worker: _Worker | None = None  # one per worker process, set by init_worker
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(IndexRows))
+
+
+def _flat(prepared: Prepared | None) -> Any:
+    return tuple([getattr(prepared, n) for n in _ROW_FIELDS]) if isinstance(prepared, IndexRows) else prepared
+
+
+def _rows(flat: Any) -> Prepared | None:
+    return IndexRows(*flat) if isinstance(flat, tuple) else flat
+
+
+def _pack(result: Any) -> Any:
+    """A call's result as it crosses the pipe (rule 7)."""
+    if isinstance(result, Mapped):
+        return ("m", [(url, content, _flat(p)) for url, content, p in result.entries], result.failure)
+    if isinstance(result, list):
+        return ("p", [_flat(p) for p in result])
+    return ("r", result)
+
+
+def _unpack(packed: Any) -> Any:
+    kind = packed[0]
+    if kind == "m":
+        return Mapped([(url, content, _rows(flat)) for url, content, flat in packed[1]], packed[2])
+    if kind == "p":
+        return [_rows(flat) for flat in packed[1]]
+    return packed[1]
 
 
 def init_worker(build: Callable[[], Parts]) -> None:
     global _worker
     validate, indexer = build()
     tenants = {flag: Tenant(0, "", {"validate_profiles": flag}) for flag in (False, True)}
-    _worker = _Worker(validate, indexer, tenants, {}, SecondSight())
+    _worker = _Worker(validate, indexer, tenants, Recent())
     gc.freeze()  # rule 5
 
 
@@ -167,21 +253,21 @@ def map_and_prepare(raw: bytes, options: MapOptions, validate_profiles: bool) ->
     here: dict[bytes, Prepared] = {}  # this message's contents: their rows are sent once
     for entry in bundle["entry"]:
         resource = entry["resource"]
+        url = entry["request"]["url"]
         content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
         known = here.get(content)
         if known is None:
-            known = recent.get((validate_profiles, content))
-        if known is not None:
-            entries.append((entry["request"]["url"], content, known if isinstance(known, list) else None))
+            known = recent.kept((validate_profiles, content))
+        if known is not None:  # sent before: the parent has the rows
+            entries.append((url, content, known if isinstance(known, list) else None))
             continue
-        issues = _worker.validate(resource, tenant)
-        prepared: Prepared = issues if any(i.is_error for i in issues) else _worker.indexer.index(resource)
+        prepared = recent.tried((validate_profiles, content))  # sent once: send the rows again
+        if prepared is None:
+            issues = _worker.validate(resource, tenant)
+            prepared = issues if any(i.is_error for i in issues) else _worker.indexer.index(resource)
+            recent.put((validate_profiles, content), prepared)
         here[content] = prepared
-        if _worker.seen.again((validate_profiles, content)):
-            if len(recent) >= _RECENT:
-                del recent[next(iter(recent))]  # the oldest
-            recent[(validate_profiles, content)] = prepared
-        entries.append((entry["request"]["url"], content, prepared))
+        entries.append((url, content, prepared))
     return Mapped(entries)
 
 
@@ -189,14 +275,22 @@ def _serve(conn: Connection, build: Callable[[], Parts]) -> None:
     """A worker process's loop (rule 6): requests in, results out, until the pipe closes."""
     init_worker(build)
     conn.send_bytes(b"ready")
-    calls: dict[str, Callable[..., Any]] = {"map": map_and_prepare, "prepare": prepare_resources}
+    options: dict[bytes, MapOptions] = {}
+
+    def map_packed(raw: bytes, packed: bytes, validate_profiles: bool) -> Mapped:
+        found = options.get(packed)
+        if found is None:
+            found = options[packed] = pickle.loads(packed)
+        return map_and_prepare(raw, found, validate_profiles)
+
+    calls: dict[str, Callable[..., Any]] = {"map": map_packed, "prepare": prepare_resources}
     while True:
         try:
             seq, name, args = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
         try:
-            reply = (seq, True, calls[name](*args))
+            reply = (seq, True, _pack(calls[name](*args)))
         except Exception as exc:  # a bug: the caller gets an error, the worker goes on
             reply = (seq, False, type(exc).__name__)
         conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
@@ -229,6 +323,7 @@ class PreparePool:
         self._build = build
         self._links: list[_Link] = []
         self._seq = itertools.count()
+        self._options: dict[MapOptions, bytes] = {}
 
     async def start(self) -> None:
         """Start every worker now (each loads the definitions) rather than on the first message."""
@@ -251,7 +346,10 @@ class PreparePool:
         return result
 
     async def map_and_prepare(self, raw: bytes, options: MapOptions, validate_profiles: bool) -> Mapped:
-        result: Mapped = await self._call("map", (raw, options, validate_profiles))
+        packed = self._options.get(options)
+        if packed is None:  # pickled once: a time zone costs more to pickle than the message
+            packed = self._options[options] = pickle.dumps(options, protocol=pickle.HIGHEST_PROTOCOL)
+        result: Mapped = await self._call("map", (raw, packed, validate_profiles))
         return result
 
     async def _call(self, name: str, args: tuple[Any, ...]) -> Any:
@@ -284,7 +382,7 @@ class PreparePool:
         if future is None or future.done():
             return
         if ok:
-            future.set_result(result)
+            future.set_result(_unpack(result))
         else:
             future.set_exception(RuntimeError(f"gateway worker: {result}"))
 

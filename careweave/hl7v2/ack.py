@@ -245,9 +245,17 @@ def _charset_field(header: Segment | None) -> str:
 
 
 def _timestamp(when: datetime) -> str:
-    text = when.strftime("%Y%m%d%H%M%S")
-    offset = when.strftime("%z")
-    return text + offset[:5]
+    """``YYYYMMDDHHMMSS`` and the offset ``+HHMM`` when ``when`` has one (``strftime`` costs more)."""
+    if when.year < 1000:
+        return when.strftime("%Y%m%d%H%M%S") + when.strftime("%z")[:5]
+    text = f"{when.year}{when.month:02d}{when.day:02d}{when.hour:02d}{when.minute:02d}{when.second:02d}"
+    delta = when.utcoffset()
+    if delta is None:
+        return text
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else "+"
+    seconds = abs(seconds)
+    return f"{text}{sign}{seconds // 3600:02d}{seconds % 3600 // 60:02d}"
 
 
 def _msa(header: Segment | None, syntax: Syntax, code: str, outcome: Outcome, old_style: bool) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from careweave.errors import Category
 from careweave.hl7v2.charset import decode
@@ -41,8 +42,9 @@ class Repetition:
 
     def get(self, component: int = 1, subcomponent: int = 1) -> str:
         """The text of ``component.subcomponent`` (1-based), ``""`` when absent."""
-        if 0 < component <= len(self.components):
-            subs = self.components[component - 1]
+        comps = self.components
+        if 0 < component <= len(comps):
+            subs = comps[component - 1]
             if 0 < subcomponent <= len(subs):
                 return subs[subcomponent - 1]
         return ""
@@ -56,11 +58,15 @@ _EMPTY = Repetition(())
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """One segment: ``fields[n]`` is the raw (escaped) text of field n (rule 3)."""
+    """One segment: ``fields[n]`` is the raw (escaped) text of field n (rule 3). The repetitions of
+    a field are split once, when first asked for (mappers read most fields more than once)."""
 
     name: str
     fields: tuple[str, ...]
     syntax: Syntax
+    _split: dict[int, tuple[Repetition, ...]] = dataclass_field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def raw(self, field: int) -> str:
         """Field ``field`` as written, ``""`` when absent."""
@@ -68,28 +74,45 @@ class Segment:
 
     def get(self, field: int, component: int = 1, subcomponent: int = 1, repetition: int = 1) -> str:
         """The unescaped text at ``field(repetition).component.subcomponent`` (rule 4)."""
-        raw = self.raw(field)
+        fields = self.fields
+        if not 0 < field < len(fields):
+            return ""
+        raw = fields[field]
         if not raw or raw == _NULL:
             return ""
-        if self.name == "MSH" and field <= 2:
+        if field <= 2 and self.name == "MSH":
             return raw
         syn = self.syntax
-        if syn.repetition in raw:
-            reps = raw.split(syn.repetition)
+        sep = syn.repetition
+        if sep in raw:
+            reps = raw.split(sep)
             raw = reps[repetition - 1] if 0 < repetition <= len(reps) else ""
         elif repetition != 1:
             return ""
-        parts = raw.split(syn.component) if syn.component in raw else [raw]
-        raw = parts[component - 1] if 0 < component <= len(parts) else ""
-        if syn.subcomponent in raw:
-            subs = raw.split(syn.subcomponent)
+        sep = syn.component
+        if sep in raw:
+            parts = raw.split(sep)
+            raw = parts[component - 1] if 0 < component <= len(parts) else ""
+        elif component != 1:
+            return ""
+        sep = syn.subcomponent
+        if sep in raw:
+            subs = raw.split(sep)
             raw = subs[subcomponent - 1] if 0 < subcomponent <= len(subs) else ""
         elif subcomponent != 1:
             return ""
-        return "" if raw == _NULL else unescape(raw, syn)
+        if raw == _NULL:
+            return ""
+        return unescape(raw, syn) if syn.escape in raw else raw
 
     def repetitions(self, field: int) -> tuple[Repetition, ...]:
         """Every non-empty repetition of a field."""
+        found = self._split.get(field)
+        if found is None:
+            found = self._split[field] = self._repetitions(field)
+        return found
+
+    def _repetitions(self, field: int) -> tuple[Repetition, ...]:
         raw = self.raw(field)
         if not raw or raw == _NULL or (self.name == "MSH" and field <= 2):
             return ()

@@ -4,14 +4,18 @@ would: the same stored resources, the same refusals."""
 from __future__ import annotations
 
 import asyncio
+import pickle
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
-from careweave.gateway import Gateway, GatewayConfig, Peer
+from careweave.errors import Issue
+from careweave.gateway import Gateway, GatewayConfig, Peer, workers
 from careweave.gateway.workers import (
     PreparePool,
+    Recent,
     SecondSight,
     init_worker,
     map_and_prepare,
@@ -186,3 +190,74 @@ async def test_a_resource_twice_in_one_message_is_prepared_once(system: System, 
     assert tenant is not None
     first, second = await Resources(system.services).prepared(tenant, None, mapped)
     assert first[0] is second[0] and first[0].resource == org
+
+
+def test_recent_keeps_what_comes_again_soon_or_later() -> None:
+    """A value is on trial when first put; found again it is kept. Once its trial is over, its
+    key is remembered by hash alone, and its next put keeps it (workers.py rule 4)."""
+    recent: Recent[str, int] = Recent(size=2, trial=2)
+    recent.put("a", 1)
+    assert recent.kept("a") is None and len(recent) == 0
+    assert recent.tried("a") == 1 and recent.kept("a") == 1  # found again: kept
+    recent.put("b", 2), recent.put("c", 3), recent.put("d", 4)  # "b" leaves the trial
+    assert recent.get("b") is None and recent.get("c") == 3
+    recent.put("b", 2)  # seen before: kept at once
+    assert recent.kept("b") == 2 and recent.kept("a") is None  # at most two kept: "a" went
+
+
+def test_a_resource_seen_once_just_before_is_not_validated_again(monkeypatch) -> None:
+    """The second time a content comes, the worker sends the rows it made the first time (the
+    parent may not have kept them) without validating or indexing it again."""
+    init_worker(gateway_worker_parts)
+    validated: list[str] = []
+    worker = workers._worker
+    assert worker is not None
+    check = worker.validate
+    monkeypatch.setattr(worker, "validate", lambda r, t: validated.append(r["resourceType"]) or check(r, t))
+    options = MapOptions(ZoneInfo("Europe/London"))
+    raw = corpus("adt_a01.hl7")
+    first, second, third = (
+        map_and_prepare(with_control_id(raw, f"TRY-{n}"), options, False) for n in range(3)
+    )
+    assert len(validated) == len(first.entries) + 2  # the first time all, then each Provenance
+    again = {url: rows for url, _, rows in second.entries}
+    assert all(again[url] == rows for url, _, rows in first.entries if not url.startswith("Provenance/"))
+    assert all(rows is None for url, _, rows in third.entries if not url.startswith("Provenance/"))
+
+
+def test_index_rows_cross_the_pipe_as_they_were() -> None:
+    init_worker(gateway_worker_parts)
+    options = MapOptions(ZoneInfo("Europe/London"))
+    mapped = map_and_prepare(with_control_id(corpus("oru_r01.hl7"), "PIPE-1"), options, False)
+    sent = workers._unpack(pickle.loads(pickle.dumps(workers._pack(mapped))))
+    assert sent == mapped and all(isinstance(rows, IndexRows) for _, _, rows in sent.entries)
+    refused = [Issue("error", "value", "bad"), None]
+    assert workers._unpack(pickle.loads(pickle.dumps(workers._pack(refused)))) == refused
+
+
+async def test_the_parent_validates_a_content_once_when_it_comes_again_soon(
+    system: System, monkeypatch
+) -> None:
+    from careweave.gateway import resources as module
+    from careweave.hl7v2 import parse
+    from careweave.hl7v2.mapping import map_message
+
+    prepared: list[str] = []
+    prepare = module.prepare
+
+    async def counted(services: Any, request: Any, resource: dict[str, Any]) -> Any:
+        prepared.append(resource["resourceType"])
+        return await prepare(services, request, resource)
+
+    monkeypatch.setattr(module, "prepare", counted)
+    tenant = await system.services.tenants.get("default")
+    assert tenant is not None
+    resources = module.Resources(system.services)
+    options = MapOptions(ZoneInfo("Europe/London"))
+    bundles = [
+        map_message(parse(with_control_id(corpus("adt_a01.hl7"), f"T-{n}")), options) for n in range(2)
+    ]
+    first = await resources.prepared(tenant, bundles[0], None)
+    second = await resources.prepared(tenant, bundles[1], None)
+    assert prepared == [e["resource"]["resourceType"] for e in bundles[0]["entry"]] + ["Provenance"]
+    assert [p for p, _ in first[:-1]] == [p for p, _ in second[:-1]]  # the same validated, indexed forms

@@ -3,7 +3,8 @@ v2.3 chapter 2.16 ERR-1)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -195,3 +196,24 @@ def test_an_msh18_with_separators_inside_is_not_echoed() -> None:
     source = b"MSH|^~\\&|PAS|RJ1|CW|CW|20240101||ADT^A01^ADT_A01|1|P|2.5.1|||||GBR|UNICODE&UTF-8\rEVN|A01\r"
     ack = build_ack(source, ACCEPTED, timestamp=datetime(2024, 1, 1), control_id="1")
     assert parse(ack).msh.raw(18) == ""
+
+
+@pytest.mark.parametrize(
+    ("when", "written"),
+    [
+        (datetime(2024, 3, 12, 9, 30, 5), "20240312093005"),
+        (datetime(2024, 3, 12, 9, 30, 5, tzinfo=UTC), "20240312093005+0000"),
+        (datetime(2024, 7, 1, 23, 5, 0, tzinfo=ZoneInfo("Europe/London")), "20240701230500+0100"),
+        (
+            datetime(2024, 3, 12, 9, 30, 5, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
+            "20240312093005-0530",
+        ),
+        (
+            datetime(2024, 3, 12, 9, 30, 5, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+            "20240312093005+0545",
+        ),
+    ],
+)
+def test_the_ack_timestamp_is_msh7_with_the_offset_of_the_clock(when: datetime, written: str) -> None:
+    msh = build_ack(_msg(), ACCEPTED, timestamp=when, control_id="1").decode().split("\r")[0]
+    assert msh.split("|")[6] == written

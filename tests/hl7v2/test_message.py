@@ -172,3 +172,19 @@ def test_read_header_recovers_what_it_can(data, control_id):
         assert header is None
     else:
         assert header is not None and header.get(10) == control_id
+
+
+def test_a_field_is_split_once_and_reads_the_same_either_way():
+    """``repetitions`` is remembered per segment; ``get`` reads the same values as the repetitions
+    (escapes, sub-components and explicit nulls included)."""
+    text = f'{MSH}\rPID|1||123^^^RJ1^MR~""~9990000018^^^NHS^NH||A\\T\\B&Van^Eleanor^""^Jr\r'
+    pid = parse(text).segment("PID")
+    assert pid is not None
+    assert pid.repetitions(3) is pid.repetitions(3)
+    first, second = pid.repetitions(3)  # the explicit null repetition is skipped
+    assert (first.get(1), first.get(4), second.get(5)) == ("123", "RJ1", "NH")
+    assert pid.get(3, 4) == first.get(4) and pid.get(3, 1, repetition=3) == second.get(1)
+    name = pid.first(5)
+    assert (pid.get(5, 1, 1), pid.get(5, 1, 2), pid.get(5, 2), pid.get(5, 3), pid.get(5, 4)) == (
+        name.get(1, 1), name.get(1, 2), name.get(2), name.get(3), name.get(4),
+    ) == ("A&B", "Van", "Eleanor", "", "Jr")  # fmt: skip

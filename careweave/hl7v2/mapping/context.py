@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
+from functools import lru_cache
 from typing import Any
 
-from careweave.hl7v2.errors import Location
+from careweave.hl7v2.errors import Hl7v2Error, Location
 from careweave.hl7v2.mapping import datatypes
 from careweave.hl7v2.message import Message, Segment
 
@@ -37,6 +38,7 @@ class MapOptions:
     timezone: tzinfo
 
 
+@lru_cache(maxsize=4096)  # a pure function: feeds name the same facility, clinicians, places again
 def resource_id(resource_type: str, *parts: str) -> str:
     """The deterministic id of a resource (rule 1): 32 lower-case hex digits."""
     text = "\x1f".join((resource_type, *parts))
@@ -107,19 +109,28 @@ class Context:
         text = seg.get(field_no, component)
         if not text:
             return None
-        return datatypes.date_time(text, self.options.timezone, self.where(seg, field_no, component))
+        try:
+            return _date_time(text, self.options.timezone)
+        except Hl7v2Error as exc:
+            raise replace(exc, location=self.where(seg, field_no, component)) from exc.__cause__
 
     def instant(self, seg: Segment, field_no: int, component: int = 1) -> str | None:
         text = seg.get(field_no, component)
         if not text:
             return None
-        return datatypes.instant(text, self.options.timezone, self.where(seg, field_no, component))
+        try:
+            return _instant(text, self.options.timezone)
+        except Hl7v2Error as exc:
+            raise replace(exc, location=self.where(seg, field_no, component)) from exc.__cause__
 
     def date(self, seg: Segment, field_no: int, component: int = 1) -> str | None:
         text = seg.get(field_no, component)
         if not text:
             return None
-        return datatypes.date(text, self.where(seg, field_no, component))
+        try:
+            return _date(text)
+        except Hl7v2Error as exc:
+            raise replace(exc, location=self.where(seg, field_no, component)) from exc.__cause__
 
     def id(self, resource_type: str, *parts: str) -> str:
         """A deterministic id local to the sending facility (rule 1)."""
@@ -127,3 +138,9 @@ class Context:
 
 
 Mapper = Callable[[Context], None]
+
+# Timestamps repeat within a message (MSH-7, EVN-2, PV1-44) and across a patient's messages (the
+# birth date): the conversions are pure, so their results are remembered (a failure is not).
+_date_time = lru_cache(maxsize=4096)(datatypes.date_time)
+_instant = lru_cache(maxsize=4096)(datatypes.instant)
+_date = lru_cache(maxsize=4096)(datatypes.date)

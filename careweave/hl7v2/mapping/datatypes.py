@@ -92,8 +92,12 @@ def codeable(rep: Repetition, default_system: str | None = None) -> Json | None:
     return out
 
 
-def _ts_parts(text: str, where: Location) -> tuple[datetime, int, str | None] | None:
-    """(value, number of digits given, offset text) of a TS/DTM, None when empty."""
+_Parts = tuple[datetime, tuple[str | None, ...], str | None]
+
+
+def _ts_parts(text: str, where: Location | None) -> _Parts | None:
+    """(value, the digits given: year, month, day, hour, minute, second (None when absent),
+    offset text) of a TS/DTM, None when empty."""
     text = text.strip()
     if not text:
         return None
@@ -101,8 +105,7 @@ def _ts_parts(text: str, where: Location) -> tuple[datetime, int, str | None] | 
     if match is None:
         raise Hl7v2Error(f"{text!r} is not an HL7 date/time", "102", location=where)
     year, month, day, hour, minute, second, fraction, offset = match.groups()
-    digits = 4 + sum(2 for part in (month, day, hour, minute, second) if part)
-    micro = int((fraction or "0").ljust(6, "0")[:6])
+    micro = int(fraction.ljust(6, "0")[:6]) if fraction else 0
     try:
         value = datetime(
             int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
@@ -110,7 +113,7 @@ def _ts_parts(text: str, where: Location) -> tuple[datetime, int, str | None] | 
         )  # fmt: skip
     except ValueError as exc:
         raise Hl7v2Error(f"{text!r} is not a real date/time", "102", location=where) from exc
-    return value, digits, offset
+    return value, (year, month, day, hour, minute, second), offset
 
 
 def _offset(value: datetime, offset: str | None, timezone: tzinfo) -> str:
@@ -127,39 +130,54 @@ def _offset(value: datetime, offset: str | None, timezone: tzinfo) -> str:
     return f"{sign_text}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def date_time(text: str, timezone: tzinfo, where: Location) -> str | None:
+def _day(value: datetime, digits: tuple[str | None, ...]) -> str:
+    """The date part, at the precision given (the digits as written: they are zero-padded)."""
+    year, month, day = digits[:3]
+    if year is None or year[0] == "0":  # years before 1000: as strftime writes them
+        return value.strftime("%Y-%m-%d" if day else "%Y-%m" if month else "%Y")
+    if not month:
+        return year
+    return f"{year}-{month}-{day}" if day else f"{year}-{month}"
+
+
+def _time(digits: tuple[str | None, ...]) -> str:
+    """``THH:MM:SS`` (what is not given is zero)."""
+    _, _, _, hour, minute, second = digits
+    return f"T{hour or '00'}:{minute or '00'}:{second or '00'}"
+
+
+def date_time(text: str, timezone: tzinfo, where: Location | None = None) -> str | None:
     """TS/DTM -> FHIR dateTime at the precision given (rule 2)."""
     parts = _ts_parts(text, where)
     if parts is None:
         return None
     value, digits, offset = parts
-    if digits <= 8:
-        return value.strftime(("%Y", "%Y-%m", "%Y-%m-%d")[digits // 2 - 2])
-    stamp = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if digits[3] is None:  # a date alone
+        return _day(value, digits)
+    stamp = _day(value, digits) + _time(digits)
     if value.microsecond:
         stamp += f".{value.microsecond:06d}".rstrip("0")
     return stamp + _offset(value, offset, timezone)
 
 
-def instant(text: str, timezone: tzinfo, where: Location) -> str | None:
+def instant(text: str, timezone: tzinfo, where: Location | None = None) -> str | None:
     """TS/DTM -> FHIR instant (to the second, with an offset; a date alone is its midnight)."""
     parts = _ts_parts(text, where)
     if parts is None:
         return None
     value, digits, offset = parts
-    if digits < 8:
+    if digits[2] is None:
         raise Hl7v2Error(f"{text!r} is not precise enough for an instant", "102", location=where)
-    stamp = value.strftime("%Y-%m-%dT%H:%M:%S")
-    return stamp + _offset(value, offset, timezone)
+    return _day(value, digits) + _time(digits) + _offset(value, offset, timezone)
 
 
-def date(text: str, where: Location) -> str | None:
+def date(text: str, where: Location | None = None) -> str | None:
     """DT (or the date part of a TS) -> FHIR date."""
     parts = _ts_parts(text, where)
     if parts is None:
         return None
     value, digits, _ = parts
-    return value.strftime(("%Y", "%Y-%m", "%Y-%m-%d")[min(digits, 8) // 2 - 2])
+    return _day(value, digits)
 
 
 def number(text: str) -> int | float | None:

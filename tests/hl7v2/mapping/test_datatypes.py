@@ -153,3 +153,28 @@ def test_codeable(components, default, expected):
 )
 def test_number(text, expected):
     assert datatypes.number(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "as_date", "as_instant"),
+    [
+        ("2024", "2024", None),
+        ("202403", "2024-03", None),
+        ("20240312", "2024-03-12", "2024-03-12T00:00:00+00:00"),
+        ("2024031209", "2024-03-12", "2024-03-12T09:00:00+00:00"),
+        ("20240712093015.1250", "2024-07-12", "2024-07-12T09:30:15+01:00"),
+    ],
+)
+def test_dates_and_instants_keep_the_precision_given(text, as_date, as_instant):
+    assert datatypes.date(text) == as_date
+    if as_instant is None:
+        with pytest.raises(Hl7v2Error) as info:
+            datatypes.instant(text, LONDON, HERE)
+        assert info.value.location == HERE
+    else:
+        assert datatypes.instant(text, LONDON) == as_instant
+
+
+def test_a_date_time_with_a_fraction_and_an_offset():
+    assert datatypes.date_time("20240312093015.0100Z", LONDON) == "2024-03-12T09:30:15.01+00:00"
+    assert datatypes.date_time("19990101000000", LONDON) == "1999-01-01T00:00:00+00:00"
