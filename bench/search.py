@@ -26,6 +26,8 @@ from urllib.parse import urlencode
 from bench.crud import free_port, wrk
 
 HERE = Path(__file__).parent
+# SQLite index rows are keyed rk << 24 | ordinal (careweave/store/sql/schema.py): one resource's rows
+_ROWS_OF = "{a}.ik BETWEEN ({rk} << 24) AND (({rk} << 24) | 16777215)"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 
 
@@ -111,45 +113,47 @@ def hand_sql(kind: str, q: dict[str, str], pid: dict[str, int]) -> tuple[str, li
         system, code = q["code"].split("|")
         select = "count(*)" if kind == "_summary=count" else "r.body"
         limit = "" if kind == "_summary=count" else " ORDER BY r.rk LIMIT 20"
-        return (f"SELECT {select} FROM ix_token t JOIN resource r ON r.rk = t.rk WHERE t.tid = 1 "
+        return (f"SELECT {select} FROM ix_token t JOIN resource r ON r.rk = t.ik >> 24 WHERE t.tid = 1 "
                 f"AND t.pid = ? AND t.code = ? AND t.system = ? AND r.deleted = 0{limit}",
                 [pid["Observation.code"], code, system])
     if kind in ("patient+date", "_include"):
         patient = q["patient"].split("/")[1]
         if kind == "_include":
-            return ("SELECT r.body FROM ix_reference f JOIN resource r ON r.rk = f.rk WHERE f.tid = 1 "
+            return ("SELECT r.body FROM ix_reference f JOIN resource r ON r.rk = f.ik >> 24 WHERE f.tid = 1 "
                     "AND f.pid = ? AND f.target_id = ? AND f.target_type = 'Patient' AND r.deleted = 0 "
                     "ORDER BY r.rk LIMIT 20", [pid["Observation.patient"], patient])
-        return ("SELECT r.body FROM ix_reference f JOIN resource r ON r.rk = f.rk "
-                "JOIN ix_date d ON d.rk = r.rk AND d.tid = 1 AND d.pid = ? WHERE f.tid = 1 AND "
+        return ("SELECT r.body FROM ix_reference f JOIN resource r ON r.rk = f.ik >> 24 "
+                f"JOIN ix_date d NOT INDEXED ON {_ROWS_OF.format(a='d', rk='r.rk')} "
+                "AND d.tid = 1 AND d.pid = ? WHERE f.tid = 1 AND "
                 "f.pid = ? AND f.target_id = ? AND f.target_type = 'Patient' AND r.deleted = 0 "
                 "AND d.hi > ? AND d.lo < ? ORDER BY r.rk LIMIT 20",
                 [pid["Observation.date"], pid["Observation.patient"], patient, 1420070400000,
                  1735689600000])
     if kind == "string":
         name = q["name"]
-        return ("SELECT r.body FROM resource r WHERE r.rk IN (SELECT s.rk FROM ix_string s WHERE "
+        return ("SELECT r.body FROM resource r WHERE r.rk IN (SELECT s.ik >> 24 FROM ix_string s WHERE "
                 "s.tid = 1 AND s.pid = ? AND s.norm >= ? AND s.norm < ?) AND r.deleted = 0 "
                 "ORDER BY r.rk LIMIT 20", [pid["Patient.name"], name, name + "\U0010ffff"])
     if kind == "chained":
         system, value = q["patient.identifier"].split("|")
-        return ("SELECT r.body FROM ix_token t JOIN resource p ON p.rk = t.rk "
+        return ("SELECT r.body FROM ix_token t JOIN resource p ON p.rk = t.ik >> 24 "
                 "JOIN ix_reference f ON f.tid = 1 AND f.pid = ? AND f.target_type = 'Patient' "
-                "AND f.target_id = p.id JOIN resource r ON r.rk = f.rk WHERE t.tid = 1 AND t.pid = ? "
+                "AND f.target_id = p.id JOIN resource r ON r.rk = f.ik >> 24 WHERE t.tid = 1 AND t.pid = ? "
                 "AND t.code = ? AND t.system = ? AND r.deleted = 0 ORDER BY r.rk LIMIT 20",
                 [pid["Observation.patient"], pid["Patient.identifier"], value, system])
     if kind == "_has":
         name = q["name"]
         code = q["_has:Observation:patient:code"]
-        return ("SELECT p.body FROM ix_string s JOIN resource p ON p.rk = s.rk WHERE s.tid = 1 "
+        return ("SELECT p.body FROM ix_string s JOIN resource p ON p.rk = s.ik >> 24 WHERE s.tid = 1 "
                 "AND s.pid = ? AND s.norm >= ? AND s.norm < ? AND EXISTS (SELECT 1 FROM ix_reference f "
-                "JOIN ix_token t ON t.rk = f.rk AND t.tid = 1 AND t.pid = ? AND t.code = ? "
+                f"JOIN ix_token t NOT INDEXED ON {_ROWS_OF.format(a='t', rk='(f.ik >> 24)')} "
+                "AND t.tid = 1 AND t.pid = ? AND t.code = ? "
                 "WHERE f.tid = 1 AND f.pid = ? AND f.target_type = 'Patient' AND f.target_id = p.id) "
                 "ORDER BY p.rk LIMIT 20",
                 [pid["Patient.name"], name, name + "\U0010ffff", pid["Observation.code"], code,
                  pid["Observation.patient"]])
     # _sort=-date
-    return ("SELECT r.body FROM ix_date d JOIN resource r ON r.rk = d.rk WHERE d.tid = 1 AND d.pid = ? "
+    return ("SELECT r.body FROM ix_date d JOIN resource r ON r.rk = d.ik >> 24 WHERE d.tid = 1 AND d.pid = ? "
             "AND d.flags & 2 = 2 AND r.type = 'Observation' AND r.deleted = 0 ORDER BY d.hi DESC, r.rk "
             "LIMIT 10", [pid["Observation.date"]])
 

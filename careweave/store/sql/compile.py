@@ -6,7 +6,9 @@ Rules:
    (table and column names) come from this module's own constants.
 2. An index-backed predicate is an :class:`Atom`: a table, an alias and conditions. It compiles to a
    set (``SELECT a.rk FROM ix_x a WHERE ...``, to drive a query from the index) or to a filter
-   (``EXISTS (... WHERE a.rk = r.rk AND ...)``, to check one candidate).
+   (``EXISTS (... WHERE a.rk = r.rk AND ...)``, to check one candidate). How an index row names its
+   resource is the dialect's: a column ``rk`` on PostgreSQL; on SQLite the high bits of the row's key
+   (``a.ik >> 24``), one resource's rows being a key range (``schema.py`` rule 3).
 3. Range semantics (search.html 3.1.1.4): dates compare half-open ranges; numbers and quantities are
    points compared with the value, ``eq`` meaning "within the value's precision".
 4. The text is portable SQL with ``?`` placeholders; the few spellings the two databases disagree on
@@ -48,6 +50,7 @@ from careweave.search.plan import (
     TypeIn,
     UriMatch,
 )
+from careweave.store.sql.schema import ROW_BITS
 
 __all__ = ["POSTGRES", "SQLITE", "TABLE_OF_KIND", "Atom", "Compiler", "Dialect", "PidOf"]
 
@@ -77,8 +80,14 @@ class Dialect:
     text_match: str  # full-text condition of alias {a}, column {column}, query {needle}
     text_key: str  # the column of the full-text table that holds the resource row key
     join_in_order: str  # a join keeping the written table order
+    row_rk: str  # the resource row key of index row {a}
+    row_of: str  # index row {a} belongs to the resource whose row key is {rk} (a column)
+    # after an index table's alias, where the statement reads one resource's rows: by their key,
+    # never by a value index (SQLite would otherwise often walk every row with the value instead)
+    by_key: str
 
 
+_ROW_LOW = (1 << ROW_BITS) - 1
 SQLITE = Dialect(
     "sqlite",
     "instr({hay}, {needle}) > 0",
@@ -86,6 +95,10 @@ SQLITE = Dialect(
     "{a}.{column} MATCH {needle}",
     "rowid",
     "CROSS JOIN",
+    f"({{a}}.ik >> {ROW_BITS})",
+    # a key range, which SQLite searches on the table's own B-tree (INTEGER PRIMARY KEY)
+    f"{{a}}.ik BETWEEN ({{rk}} << {ROW_BITS}) AND (({{rk}} << {ROW_BITS}) | {_ROW_LOW})",
+    " NOT INDEXED",  # (the table's own key, INTEGER PRIMARY KEY, is still used)
 )
 POSTGRES = Dialect(
     "postgresql",
@@ -94,6 +107,9 @@ POSTGRES = Dialect(
     "{a}.{column} @@ plainto_tsquery('simple', {needle})",
     "rk",
     "JOIN",
+    "{a}.rk",
+    "{a}.rk = {rk}",
+    "",
 )
 
 
@@ -123,19 +139,31 @@ class Compiler:
         params.append(self.tid)
         return f"{alias}.tid = ?"
 
+    def row_rk(self, alias: str) -> str:
+        """The resource row key of the index row ``alias``."""
+        return self.dialect.row_rk.format(a=alias)
+
+    def row_of(self, alias: str, rk: str) -> str:
+        """The index row ``alias`` belongs to the resource whose row key is the column ``rk``."""
+        return self.dialect.row_of.format(a=alias, rk=rk)
+
+    def by_key(self, table: str, alias: str) -> str:
+        """``table alias``, read by :meth:`row_of` alone: one resource's rows."""
+        return f"{table} {alias}{self.dialect.by_key}"
+
     # -- sets and filters -------------------------------------------------------------------
     def rk_set(self, atom: Atom, params: list[Any], rows_only: bool = False) -> str:
         """The atom's row keys; ``rows_only``: one row per matching index row, with no column
         (for counting: the index alone can answer, without reading each row's rk)."""
         where = [self.tenant(atom.alias, params), *atom.conditions]
         params.extend(atom.params)
-        what = "1" if rows_only else f"{atom.alias}.rk"
+        what = "1" if rows_only else self.row_rk(atom.alias)
         return f"SELECT {what} FROM {atom.table} {atom.alias} WHERE {' AND '.join(where)}"
 
     def exists(self, atom: Atom, r: str, params: list[Any]) -> str:
-        where = [f"{atom.alias}.rk = {r}.rk", self.tenant(atom.alias, params), *atom.conditions]
+        where = [self.row_of(atom.alias, f"{r}.rk"), self.tenant(atom.alias, params), *atom.conditions]
         params.extend(atom.params)
-        return f"EXISTS (SELECT 1 FROM {atom.table} {atom.alias} WHERE {' AND '.join(where)})"
+        return f"EXISTS (SELECT 1 FROM {self.by_key(atom.table, atom.alias)} WHERE {' AND '.join(where)})"
 
     def where(self, pred: Predicate, r: str, types: tuple[str, ...], params: list[Any]) -> str:
         """A boolean SQL expression over the resource row alias ``r``."""
@@ -366,7 +394,12 @@ class Compiler:
             return "FALSE"
         a, s = self.alias("h"), self.alias("s")
         join_params: list[Any] = []
-        join = [f"{s}.rk = {a}.rk", self.tenant(s, join_params), f"{s}.deleted = 0", f"{s}.type = ?"]
+        join = [
+            f"{s}.rk = {self.row_rk(a)}",
+            self.tenant(s, join_params),
+            f"{s}.deleted = 0",
+            f"{s}.type = ?",
+        ]
         join_params.append(pred.source_type)
         if pred.where is not None:
             join.append(self.where(pred.where, s, (pred.source_type,), join_params))
@@ -391,9 +424,9 @@ class Compiler:
             return "TRUE" if pred.missing else "FALSE"
         table = TABLE_OF_KIND.get(pred.kind, "ix_token")
         a = self.alias("m")
-        where = [f"{a}.rk = {r}.rk", self.tenant(a, params), f"{a}.pid = ?"]
+        where = [self.row_of(a, f"{r}.rk"), self.tenant(a, params), f"{a}.pid = ?"]
         params.append(pid)
-        found = f"EXISTS (SELECT 1 FROM {table} {a} WHERE {' AND '.join(where)})"
+        found = f"EXISTS (SELECT 1 FROM {self.by_key(table, a)} WHERE {' AND '.join(where)})"
         return f"NOT {found}" if pred.missing else found
 
     def _list(self, pred: ListMember, r: str, params: list[Any]) -> str:
@@ -401,12 +434,15 @@ class Compiler:
         if pid is None:
             return "FALSE"
         a, lst = self.alias("l"), self.alias("r")
-        where = [self.tenant(a, params), f"{a}.pid = ?", f"{a}.target_type = {r}.type"]
-        params.append(pid)
-        inner = [self.tenant(lst, params), f"{lst}.type = ?", f"{lst}.id = ?", f"{lst}.deleted = 0"]
+        where = [self.tenant(lst, params), f"{lst}.type = ?", f"{lst}.id = ?", f"{lst}.deleted = 0"]
         params.extend(("List", pred.list_id))
-        where.append(f"{a}.rk IN (SELECT {lst}.rk FROM resource {lst} WHERE {' AND '.join(inner)})")
-        return f"{r}.id IN (SELECT {a}.target_id FROM ix_reference {a} WHERE {' AND '.join(where)})"
+        where += [self.tenant(a, params), f"{a}.pid = ?", f"{a}.target_type = {r}.type"]
+        params.append(pid)
+        rows = (
+            f"resource {lst} {self.dialect.join_in_order} {self.by_key('ix_reference', a)} "
+            f"ON {self.row_of(a, lst + '.rk')}"
+        )
+        return f"{r}.id IN (SELECT {a}.target_id FROM {rows} WHERE {' AND '.join(where)})"
 
     def _text(self, pred: TextSearch, r: str, params: list[Any]) -> str:
         a = self.alias("x")

@@ -205,10 +205,16 @@ def _sort_expr(compiler: Compiler, key: SortKey, params: list[Any]) -> str:
     a = compiler.alias("k")
     flag = 2 if key.descending else 1
     column = desc_col if key.descending else asc_col
-    inner = [f"{a}.rk = r.rk", compiler.tenant(a, params), f"{a}.pid = ?", f"{a}.flags & {flag} = {flag}"]
+    inner = [
+        compiler.row_of(a, "r.rk"),
+        compiler.tenant(a, params),
+        f"{a}.pid = ?",
+        f"{a}.flags & {flag} = {flag}",
+    ]
     params.append(pid)
     params.append(missing)
-    return f"coalesce((SELECT {a}.{column} FROM {table} {a} WHERE {' AND '.join(inner)} LIMIT 1), ?)"
+    rows = compiler.by_key(table, a)
+    return f"coalesce((SELECT {a}.{column} FROM {rows} WHERE {' AND '.join(inner)} LIMIT 1), ?)"
 
 
 def _keyset(sort: tuple[SortKey, ...], cursor: tuple[Any, ...], backwards: bool, params: list[Any]) -> str:
@@ -380,7 +386,7 @@ def _phase_one(
     params.append(plan.count + 1)
     sql = (
         f"SELECT {_COLUMNS}, k.{column} AS k0 FROM {table} k {compiler.dialect.join_in_order} resource r "
-        f"ON r.rk = k.rk WHERE {' AND '.join(where)} "
+        f"ON r.rk = {compiler.row_rk('k')} WHERE {' AND '.join(where)} "
         f"ORDER BY k.{column} {'DESC' if descending else 'ASC'}, r.rk LIMIT ?"
     )
     # with no filter the walk stops at the page; with one, it may walk far to fill it
@@ -399,9 +405,14 @@ def _phase_two(
 ) -> SearchStatement:
     params: list[Any] = [missing]
     where = _resource_filters(compiler, plan, parts, params)
-    inner = ["k.rk = r.rk", compiler.tenant("k", params), "k.pid = ?", f"k.flags & {flag} = {flag}"]
+    inner = [
+        compiler.row_of("k", "r.rk"),
+        compiler.tenant("k", params),
+        "k.pid = ?",
+        f"k.flags & {flag} = {flag}",
+    ]
     params.append(pid)
-    where.append(f"NOT EXISTS (SELECT 1 FROM {table} k WHERE {' AND '.join(inner)})")
+    where.append(f"NOT EXISTS (SELECT 1 FROM {compiler.by_key(table, 'k')} WHERE {' AND '.join(inner)})")
     if after_rk is not None:
         where.append("r.rk > ?")
         params.append(after_rk)

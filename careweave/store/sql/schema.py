@@ -3,13 +3,24 @@
 Rules:
 1. Every table that holds tenant data has a ``tid`` column; every index on such a table leads with it.
 2. Migrations are numbered and append-only; ``user_version`` records the last one applied.
-3. Index tables reference resources by ``rk`` (the resource row key) and hold current versions only;
-   history rows keep every version's body.
+3. Index tables hold current versions only; history rows keep every version's body. Since V5 an
+   index row is keyed by ``ik = rk << ROW_BITS | ordinal`` (its INTEGER PRIMARY KEY, so VACUUM keeps
+   it): one resource's rows are the key range of its ``rk`` (:data:`ROW_BITS`), and the value indexes,
+   which end with the key, give a matching row's ``rk`` without reading the row. The full-text table
+   ``ix_text`` is keyed by ``rk`` itself.
 """
 
 from __future__ import annotations
 
-__all__ = ["INDEX_TABLES", "MIGRATIONS", "TENANT_TABLES"]
+__all__ = ["INDEX_TABLES", "MIGRATIONS", "ROW_BITS", "TENANT_TABLES"]
+
+# Low bits of an index row's key, numbering one resource's rows in one table: 2^24 (16.8M) rows. Rows
+# are deduplicated, so only a pathological body of tens of megabytes (millions of distinct values)
+# could need more, and the writer refuses it (CW-1003) rather than overflow. Fewer bits would bring
+# that closer to real bodies; more would make keys longer: each value index entry carries the key,
+# stored in 6 bytes while it is below 2^47, that is for the first 2^23 (8.4M) resources with 24 bits.
+# The high bits leave room for 2^39 (5.5e11) resources below SQLite's largest key, 2^63 - 1.
+ROW_BITS = 24
 
 # Tables whose rows belong to a tenant (removed with it; scoped by tid in every statement).
 TENANT_TABLES = (
@@ -170,7 +181,79 @@ _V4 = """
 CREATE INDEX resource_type_rk ON resource (tid, type, rk);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# 5: index rows clustered by resource (rule 3): each index table is rebuilt with the key
+# ``ik = rk << 24 | ordinal`` (ordinals numbered per resource) and without its ``rk`` column and its
+# ``(rk)`` index, which existed only to find one resource's rows; the value indexes are recreated.
+# A resource with 2^24 rows or more in one table, or an rk of 2^39 or more, makes the copy fail (a
+# NULL tid), so the migration rolls back rather than file a row under another resource.
+_V5_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {  # table: (value columns, indexes)
+    "ix_token": (
+        "system TEXT, code TEXT, flags INTEGER NOT NULL",
+        ("ix_token_code (tid, pid, code, system)",),
+    ),
+    "ix_token_text": ("text TEXT NOT NULL", ("ix_token_text_v (tid, pid, text)",)),
+    "ix_string": (
+        "norm TEXT NOT NULL, exact TEXT NOT NULL, flags INTEGER NOT NULL",
+        (
+            "ix_string_v (tid, pid, norm)",
+            "ix_string_first (tid, pid, norm) WHERE flags & 1 = 1",
+            "ix_string_last (tid, pid, norm) WHERE flags & 2 = 2",
+        ),
+    ),
+    "ix_reference": (
+        "target_type TEXT, target_id TEXT, url TEXT, flags INTEGER NOT NULL",
+        (
+            "ix_reference_v (tid, pid, target_id, target_type)",
+            "ix_reference_url (tid, pid, url) WHERE url IS NOT NULL",
+        ),
+    ),
+    "ix_date": (
+        "lo INTEGER NOT NULL, hi INTEGER NOT NULL, flags INTEGER NOT NULL",
+        (
+            "ix_date_lo (tid, pid, lo)",
+            "ix_date_hi (tid, pid, hi)",
+            "ix_date_first (tid, pid, lo) WHERE flags & 1 = 1",
+            "ix_date_last (tid, pid, hi) WHERE flags & 2 = 2",
+        ),
+    ),
+    "ix_number": (
+        "lo REAL NOT NULL, hi REAL NOT NULL, flags INTEGER NOT NULL",
+        ("ix_number_v (tid, pid, lo)",),
+    ),
+    "ix_quantity": (
+        "system TEXT, code TEXT, lo REAL NOT NULL, hi REAL NOT NULL, flags INTEGER NOT NULL",
+        ("ix_quantity_v (tid, pid, code, lo)",),
+    ),
+    "ix_uri": ("uri TEXT NOT NULL, flags INTEGER NOT NULL", ("ix_uri_v (tid, pid, uri)",)),
+    "ix_composite": (
+        "s1 TEXT, v1 TEXT, s2 TEXT, v2 TEXT, lo2 REAL, hi2 REAL, lo3 REAL, hi3 REAL",
+        ("ix_composite_v (tid, pid, v1, v2)",),
+    ),
+    "ix_geo": ("lat REAL NOT NULL, lon REAL NOT NULL", ("ix_geo_v (tid, pid, lat)",)),
+}
+
+
+def _v5_table(table: str, columns: str, indexes: tuple[str, ...]) -> str:
+    names = ", ".join(c.split()[0] for c in columns.split(", "))
+    new = f"{table}_v5"
+    return "".join(
+        [
+            f"CREATE TABLE {new} (ik INTEGER PRIMARY KEY, tid INTEGER NOT NULL, pid INTEGER NOT NULL, "
+            f"{columns});\n",
+            f"INSERT INTO {new} (ik, tid, pid, {names}) "
+            f"SELECT (rk << 24) + n, CASE WHEN n < 16777216 AND rk < 549755813888 THEN tid END, "
+            f"pid, {names} FROM (SELECT *, row_number() OVER (PARTITION BY rk ORDER BY rowid) - 1 AS n "
+            f"FROM {table}) ORDER BY rk, n;\n",
+            f"DROP TABLE {table};\n",
+            f"ALTER TABLE {new} RENAME TO {table};\n",
+            *(f"CREATE INDEX {index.replace(' (', f' ON {table} (', 1)};\n" for index in indexes),
+        ]
+    )
+
+
+_V5 = "".join(_v5_table(table, columns, indexes) for table, (columns, indexes) in _V5_TABLES.items())
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 # The index tables, in the bit order of resource.ixmask.
 INDEX_TABLES = tuple(t for t in TENANT_TABLES if t.startswith("ix_"))

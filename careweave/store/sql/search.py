@@ -137,7 +137,7 @@ def run_search(
         prev_before = keys(rows[0]) if rows and plan.after is not None else None
     if total is None and plan.after is None and plan.before is None and not more:
         total = len(found)
-    includes = _includes(conn, tid, pid_of, plan, found) if plan.includes else []
+    includes = _includes(conn, Compiler(tid, pid_of, dialect=dialect), plan, found) if plan.includes else []
     return SearchPage([r for _, r in found], includes, total, next_after, prev_before)
 
 
@@ -194,9 +194,7 @@ def _single_statement(plan: QueryPlan, prepared: PreparedSearch) -> bool:
     return not plan.includes and prepared.count is None and len(prepared.page) == 1
 
 
-def _includes(
-    conn: Sql, tid: int, pid_of: PidOf, plan: QueryPlan, matches: list[Found]
-) -> list[StoredResource]:
+def _includes(conn: Sql, compiler: Compiler, plan: QueryPlan, matches: list[Found]) -> list[StoredResource]:
     seen = {(r.type, r.id) for _, r in matches}
     added: list[StoredResource] = []
     frontier = matches
@@ -205,13 +203,13 @@ def _includes(
         for include in plan.includes:
             if round_ > 0 and not include.iterate:
                 continue
-            pid = pid_of(include.param) if include.param else None
+            pid = compiler.pid_of(include.param) if include.param else None
             if pid is None:
                 continue
             if include.rev:
-                candidates = _reverse(conn, tid, pid, include.target_type, frontier)
+                candidates = _reverse(conn, compiler, pid, include.target_type, frontier)
             else:
-                candidates = _forward(conn, tid, pid, include.source_type, include.target_type, frontier)
+                candidates = _forward(conn, compiler, pid, include.source_type, include.target_type, frontier)
             for rk, resource in candidates:
                 if (resource.type, resource.id) not in seen and len(added) < MAX_INCLUDES:
                     seen.add((resource.type, resource.id))
@@ -230,22 +228,27 @@ def _fetch(conn: Sql, where: str, params: list[Any]) -> list[Found]:
 
 def _forward(
     conn: Sql,
-    tid: int,
+    compiler: Compiler,
     pid: int,
     source: str,
     target: str | None,
     frontier: list[Found],
 ) -> list[Found]:
+    """The resources the frontier's ``source`` resources refer to: each one's reference rows, found
+    by its row key (a key range on SQLite), from a list of the keys."""
+    tid = compiler.tid
     rks = [rk for rk, r in frontier if r.type == source]
     if not rks:
         return []
-    params: list[Any] = [tid, pid, *rks]
+    params: list[Any] = [*rks, tid, pid]
+    keys = ", ".join("(CAST(? AS BIGINT))" for _ in rks)
+    rows = f"{compiler.by_key('ix_reference', 'f')} ON {compiler.row_of('f', 'k.rk')}"
     sql = (
-        f"SELECT DISTINCT target_type, target_id FROM ix_reference WHERE tid = ? AND pid = ? "
-        f"AND rk IN ({', '.join('?' for _ in rks)}) AND target_id IS NOT NULL"
+        f"WITH k (rk) AS (VALUES {keys}) SELECT DISTINCT f.target_type, f.target_id FROM k "
+        f"{compiler.dialect.join_in_order} {rows} WHERE f.tid = ? AND f.pid = ? AND f.target_id IS NOT NULL"
     )
     if target is not None:
-        sql += " AND target_type = ?"
+        sql += " AND f.target_type = ?"
         params.append(target)
     refs = conn.execute(sql, params).fetchall()
     out: list[Found] = []
@@ -260,13 +263,16 @@ def _forward(
     return out
 
 
-def _reverse(conn: Sql, tid: int, pid: int, target: str | None, frontier: list[Found]) -> list[Found]:
+def _reverse(
+    conn: Sql, compiler: Compiler, pid: int, target: str | None, frontier: list[Found]
+) -> list[Found]:
+    tid = compiler.tid
     by_type = _group([(r.type, r.id) for _, r in frontier if target is None or r.type == target])
     out: list[Found] = []
     for type_, ids in by_type.items():
         sql = (
-            f"SELECT DISTINCT rk FROM ix_reference WHERE tid = ? AND pid = ? AND "
-            f"target_type = ? AND target_id IN ({', '.join('?' for _ in ids)})"
+            f"SELECT DISTINCT {compiler.row_rk('f')} FROM ix_reference f WHERE f.tid = ? AND f.pid = ? AND "
+            f"f.target_type = ? AND f.target_id IN ({', '.join('?' for _ in ids)})"
         )
         rks = [row[0] for row in conn.execute(sql, [tid, pid, type_, *ids])]
         if rks:

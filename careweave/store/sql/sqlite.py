@@ -42,11 +42,11 @@ from careweave.store.sql import admin
 from careweave.store.sql.compile import Compiler
 from careweave.store.sql.components import COMPONENTS, Sql
 from careweave.store.sql.query import count_statement, search_statement, sorted_scan
-from careweave.store.sql.schema import INDEX_TABLES, MIGRATIONS, TENANT_TABLES
+from careweave.store.sql.schema import INDEX_TABLES, MIGRATIONS, ROW_BITS, TENANT_TABLES
 from careweave.store.sql.search import run_search, search_inline
 from careweave.store.sql.writer import Writer
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "first_row_key"]
 
 T = TypeVar("T")
 
@@ -72,33 +72,34 @@ _INSERT_HISTORY = (
     "INSERT INTO history (tid, rk, type, id, version, updated_ms, method, body) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INDEX_INSERTS: dict[str, str] = {
-    "tokens": "INSERT INTO ix_token (tid, pid, system, code, flags, rk) VALUES (?, ?, ?, ?, ?, ?)",
-    "token_texts": "INSERT INTO ix_token_text (tid, pid, text, rk) VALUES (?, ?, ?, ?)",
-    "strings": "INSERT INTO ix_string (tid, pid, norm, exact, flags, rk) VALUES (?, ?, ?, ?, ?, ?)",
+_INDEX_INSERTS: dict[str, str] = {  # IndexRows attribute -> insert; ik = rk << ROW_BITS | ordinal
+    "tokens": "INSERT INTO ix_token (ik, tid, pid, system, code, flags) VALUES (?, ?, ?, ?, ?, ?)",
+    "token_texts": "INSERT INTO ix_token_text (ik, tid, pid, text) VALUES (?, ?, ?, ?)",
+    "strings": "INSERT INTO ix_string (ik, tid, pid, norm, exact, flags) VALUES (?, ?, ?, ?, ?, ?)",
     "references": (
-        "INSERT INTO ix_reference (tid, pid, target_type, target_id, url, flags, rk) "
+        "INSERT INTO ix_reference (ik, tid, pid, target_type, target_id, url, flags) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)"
     ),
-    "dates": "INSERT INTO ix_date (tid, pid, lo, hi, flags, rk) VALUES (?, ?, ?, ?, ?, ?)",
-    "numbers": "INSERT INTO ix_number (tid, pid, lo, hi, flags, rk) VALUES (?, ?, ?, ?, ?, ?)",
+    "dates": "INSERT INTO ix_date (ik, tid, pid, lo, hi, flags) VALUES (?, ?, ?, ?, ?, ?)",
+    "numbers": "INSERT INTO ix_number (ik, tid, pid, lo, hi, flags) VALUES (?, ?, ?, ?, ?, ?)",
     "quantities": (
-        "INSERT INTO ix_quantity (tid, pid, system, code, lo, hi, flags, rk) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO ix_quantity (ik, tid, pid, system, code, lo, hi, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     ),
-    "uris": "INSERT INTO ix_uri (tid, pid, uri, flags, rk) VALUES (?, ?, ?, ?, ?)",
+    "uris": "INSERT INTO ix_uri (ik, tid, pid, uri, flags) VALUES (?, ?, ?, ?, ?)",
     "composites": (
-        "INSERT INTO ix_composite (tid, pid, s1, v1, s2, v2, lo2, hi2, lo3, hi3, rk) "
+        "INSERT INTO ix_composite (ik, tid, pid, s1, v1, s2, v2, lo2, hi2, lo3, hi3) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
-    "geo": "INSERT INTO ix_geo (tid, pid, lat, lon, rk) VALUES (?, ?, ?, ?, ?)",
+    "geo": "INSERT INTO ix_geo (ik, tid, pid, lat, lon) VALUES (?, ?, ?, ?, ?)",
 }
-# one DELETE per index table, in INDEX_TABLES (ixmask bit) order
-_INDEX_DELETES = tuple(
-    "DELETE FROM ix_text WHERE rowid = ? AND tid = ?"
-    if table == "ix_text"
-    else f"DELETE FROM {table} WHERE rk = ? AND tid = ?"
+# index table -> DELETE of one resource's rows, taking (first key, last key, tid). NOT INDEXED: by
+# the key range alone (without statistics SQLite would walk a value index's rows of the tenant)
+_INDEX_DELETES = {
+    table: f"DELETE FROM {table} NOT INDEXED WHERE ik BETWEEN ? AND ? AND tid = ?"
     for table in INDEX_TABLES
-)
+    if table != "ix_text"
+}
+_DELETE_TEXT = "DELETE FROM ix_text WHERE rowid = ? AND tid = ?"  # (keyed by rk itself)
 _ROWS_TABLE = {  # IndexRows attribute -> index table
     "tokens": "ix_token",
     "token_texts": "ix_token_text",
@@ -123,6 +124,23 @@ def _ixmask(rows: IndexRows | None) -> int:
         if getattr(rows, attr):
             mask |= _TABLE_BIT[table]
     return mask
+
+
+def first_row_key(rk: int, ordinal: int, count: int, table: str, bits: int = ROW_BITS) -> int:
+    """The key (``ik``) of the first of ``count`` new index rows of the resource ``rk`` in ``table``,
+    numbered from ``ordinal``. Refuses (CW-1003) rows that would not fit in the resource's
+    ``2**bits`` keys: never a key of another resource's range."""
+    if ordinal + count > 1 << bits or rk >> (63 - bits):
+        raise error(
+            "CW-1003",
+            f"the resource needs {ordinal + count} index rows in {table}; at most {1 << bits} fit",
+        )
+    return (rk << bits) + ordinal
+
+
+def _key_range(rk: int) -> tuple[int, int]:
+    """The first and last index row key of the resource ``rk``."""
+    return rk << ROW_BITS, ((rk + 1) << ROW_BITS) - 1
 
 
 _INSERT_TEXT = "INSERT INTO ix_text (rowid, narrative, content, tid) VALUES (?, ?, ?, ?)"
@@ -232,10 +250,7 @@ class SqliteTransaction(Transaction):
                 _UPDATE_RESOURCE,
                 (version.version, version.updated_ms, int(version.deleted), version.body, mask, tid, rk),
             )
-            old = self._masks.get(rk, -1)
-            for bit, statement in enumerate(_INDEX_DELETES):
-                if old & (1 << bit):
-                    conn.execute(statement, (rk, tid))
+            self._delete_index(rk, self._masks.get(rk, -1))
         self._masks[rk] = mask
         cur = conn.execute(
             _INSERT_HISTORY,
@@ -263,15 +278,29 @@ class SqliteTransaction(Transaction):
             int(cur.lastrowid or 0),
         )
 
-    def _insert_index(self, rk: int, rows: IndexRows) -> None:
+    def _delete_index(self, rk: int, mask: int) -> None:
+        """Delete the index rows of ``rk`` from the tables ``mask`` names (resource.ixmask)."""
+        tid = self.tenant.key
+        lo, hi = _key_range(rk)
+        for bit, table in enumerate(INDEX_TABLES):
+            if mask & (1 << bit):
+                if table == "ix_text":
+                    self.conn.execute(_DELETE_TEXT, (rk, tid))
+                else:
+                    self.conn.execute(_INDEX_DELETES[table], (lo, hi, tid))
+
+    def _insert_index(self, rk: int, rows: IndexRows, ordinals: Mapping[str, int] | None = None) -> None:
+        """Insert ``rows`` for ``rk``, numbered from 0 in each table, or from ``ordinals[table]``."""
         tid = self.tenant.key
         known, pid = self._params.known.get, self._pid  # most keys are known: no call per row
         for attr, statement in _INDEX_INSERTS.items():
             values = getattr(rows, attr)
             if values:
+                table = _ROWS_TABLE[attr]
+                first = first_row_key(rk, ordinals.get(table, 0) if ordinals else 0, len(values), table)
                 self.conn.executemany(
                     statement,
-                    [(tid, known(v[0]) or pid(v[0]), *v[1:], rk) for v in values],
+                    [(first + i, tid, known(v[0]) or pid(v[0]), *v[1:]) for i, v in enumerate(values)],
                 )
         if rows.narrative or rows.content:
             self.conn.execute(_INSERT_TEXT, (rk, rows.narrative, rows.content, tid))
@@ -287,26 +316,44 @@ class SqliteTransaction(Transaction):
         tid = self.tenant.key
         old = self.conn.execute("SELECT ixmask FROM resource WHERE tid = ? AND rk = ?", (tid, rk)).fetchone()
         mask = -1 if old is None else int(old[0])
-        if keys is None:
-            for bit, statement in enumerate(_INDEX_DELETES):
-                if mask & (1 << bit):
-                    self.conn.execute(statement, (rk, tid))
-            new_mask = _ixmask(rows)
-        else:
-            pids = [p for p in (self._params.lookup(self.conn, k) for k in _derived(keys)) if p is not None]
-            if pids:
-                marks = ", ".join("?" for _ in pids)
-                for table in INDEX_TABLES:
-                    if table != "ix_text":
-                        self.conn.execute(
-                            f"DELETE FROM {table} WHERE rk = ? AND tid = ? AND pid IN ({marks})",
-                            (rk, tid, *pids),
-                        )
-            rows = admin.only(rows, keys)
-            rows.narrative = rows.content = ""
-            new_mask = mask | _ixmask(rows) if mask >= 0 else -1
+        if keys is not None:
+            ordinals = self._delete_params(rk, keys, mask)
+            kept = admin.only(rows, keys)
+            if all(ordinals[t] + len(getattr(kept, a)) <= 1 << ROW_BITS for a, t in _ROWS_TABLE.items()):
+                kept.narrative = kept.content = ""
+                self._insert_index(rk, kept, ordinals)
+                new_mask = mask | _ixmask(kept) if mask >= 0 else -1
+                self.conn.execute(
+                    "UPDATE resource SET ixmask = ? WHERE tid = ? AND rk = ?", (new_mask, tid, rk)
+                )
+                return
+            # no room after the rows kept (a resource partly reindexed 2^24 times): renumber them all
+        self._delete_index(rk, mask)
         self._insert_index(rk, rows)
-        self.conn.execute("UPDATE resource SET ixmask = ? WHERE tid = ? AND rk = ?", (new_mask, tid, rk))
+        self.conn.execute("UPDATE resource SET ixmask = ? WHERE tid = ? AND rk = ?", (_ixmask(rows), tid, rk))
+
+    def _delete_params(self, rk: int, keys: frozenset[str], mask: int) -> dict[str, int]:
+        """Delete the index rows of ``rk`` for the parameters ``keys``; returns, per table, the
+        ordinal after the rows kept (new rows are numbered from there, so keys never collide)."""
+        tid = self.tenant.key
+        lo, hi = _key_range(rk)
+        pids = [p for p in (self._params.lookup(self.conn, k) for k in _derived(keys)) if p is not None]
+        marks = ", ".join("?" for _ in pids)
+        ordinals = dict.fromkeys(_ROWS_TABLE.values(), 0)
+        for table in ordinals:
+            if not mask & _TABLE_BIT[table]:
+                continue  # (no rows there)
+            if pids:
+                self.conn.execute(
+                    f"DELETE FROM {table} NOT INDEXED WHERE ik BETWEEN ? AND ? AND tid = ? "
+                    f"AND pid IN ({marks})",
+                    (lo, hi, tid, *pids),
+                )
+            last = self.conn.execute(
+                f"SELECT max(ik) FROM {table} NOT INDEXED WHERE ik BETWEEN ? AND ? AND tid = ?", (lo, hi, tid)
+            ).fetchone()[0]
+            ordinals[table] = 0 if last is None else last - lo + 1
+        return ordinals
 
     def _pid(self, key: str) -> int:
         return self._params.ensure(self.conn, key, self._after)
