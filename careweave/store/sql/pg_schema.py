@@ -1,9 +1,10 @@
 """Table definitions and numbered migrations for the PostgreSQL backend.
 
 Rules:
-1. The tables mirror SQLite's (``schema.py``) column for column, so the shared statement modules
-   (compile, query, search, admin) run unchanged: same names, same ``tid`` on every tenant table,
-   every index leading with it.
+1. The tables mirror SQLite's (``schema.py``), so the shared statement modules (compile, query,
+   search, admin) run unchanged: same names, same ``tid`` on every tenant table, every index leading
+   with it. One difference is the dialect's: index rows here keep an ``rk`` column with its own
+   index, where SQLite keys them by ``ik = (rk << 24) + ordinal`` (``Dialect.row_rk``/``row_of``).
 2. Differences, each for a reason: bodies are ``BYTEA`` holding the exact JSON bytes the server
    returns (see docs/scaling.md for why not JSONB); text columns use the "C" collation, so prefix
    ranges (``norm >= ? AND norm < ? || U+10FFFF``) and sort order are by code point as in SQLite;
