@@ -119,9 +119,17 @@ def hand_sql(kind: str, q: dict[str, str], pid: dict[str, int]) -> tuple[str, li
     if kind in ("patient+date", "_include"):
         patient = q["patient"].split("/")[1]
         if kind == "_include":
-            return ("SELECT r.body FROM ix_reference f JOIN resource r ON r.rk = f.ik >> 24 WHERE f.tid = 1 "
-                    "AND f.pid = ? AND f.target_id = ? AND f.target_type = 'Patient' AND r.deleted = 0 "
-                    "ORDER BY r.rk LIMIT 20", [pid["Observation.patient"], patient])
+            # the page, then the resources its subjects refer to (as the engine does: it does
+            # not know they are all the one patient searched for)
+            return ("WITH page AS (SELECT r.rk, r.type, r.id, r.version, r.updated_ms, r.body FROM "
+                    "ix_reference f JOIN resource r ON r.rk = f.ik >> 24 WHERE f.tid = 1 AND f.pid = ? "
+                    "AND f.target_id = ? AND f.target_type = 'Patient' AND r.deleted = 0 ORDER BY r.rk "
+                    "LIMIT 21) SELECT * FROM page UNION ALL SELECT p.rk, p.type, p.id, p.version, "
+                    "p.updated_ms, p.body FROM resource p WHERE p.tid = 1 AND p.type = 'Patient' AND "
+                    "p.deleted = 0 AND p.id IN (SELECT s.target_id FROM page CROSS JOIN ix_reference s "
+                    f"NOT INDEXED ON {_ROWS_OF.format(a='s', rk='page.rk')} WHERE s.tid = 1 AND s.pid = ? "
+                    "AND s.target_type = 'Patient')",
+                    [pid["Observation.patient"], patient, pid["Observation.subject"]])
         return ("SELECT r.body FROM ix_reference f JOIN resource r ON r.rk = f.ik >> 24 "
                 f"JOIN ix_date d NOT INDEXED ON {_ROWS_OF.format(a='d', rk='r.rk')} "
                 "AND d.tid = 1 AND d.pid = ? WHERE f.tid = 1 AND "

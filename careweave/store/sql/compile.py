@@ -161,7 +161,11 @@ class Compiler:
         return f"SELECT {what} FROM {atom.table} {atom.alias} WHERE {' AND '.join(where)}"
 
     def exists(self, atom: Atom, r: str, params: list[Any]) -> str:
-        where = [self.row_of(atom.alias, f"{r}.rk"), self.tenant(atom.alias, params), *atom.conditions]
+        return self._exists_at(atom, f"{r}.rk", params)
+
+    def _exists_at(self, atom: Atom, rk: str, params: list[Any]) -> str:
+        """The atom has a row of the resource whose row key is the expression ``rk``."""
+        where = [self.row_of(atom.alias, rk), self.tenant(atom.alias, params), *atom.conditions]
         params.extend(atom.params)
         return f"EXISTS (SELECT 1 FROM {self.by_key(atom.table, atom.alias)} WHERE {' AND '.join(where)})"
 
@@ -392,6 +396,8 @@ class Compiler:
         pid = self.pid_of(pred.param)
         if pid is None:
             return "FALSE"
+        if pred.param.startswith(pred.source_type + ".") and (pred.where is None or _index_only(pred.where)):
+            return self._has_by_rows(pred, pid, r, params)
         a, s = self.alias("h"), self.alias("s")
         join_params: list[Any] = []
         join = [
@@ -417,6 +423,34 @@ class Compiler:
             f"EXISTS (SELECT 1 FROM ix_reference {a} JOIN resource {s} ON {' AND '.join(join)} "
             f"WHERE {' AND '.join(where)})"
         )
+
+    def _has_by_rows(self, pred: Has, pid: int, r: str, params: list[Any]) -> str:
+        """``_has`` from index rows alone: the parameter belongs to the source type, a deleted
+        resource has no index rows, and the inner condition is checked on the referrer's rows by
+        its row key, so no referrer's resource row is read."""
+        a = self.alias("h")
+        where = [
+            self.tenant(a, params),
+            f"{a}.pid = ?",
+            f"{a}.target_id = {r}.id",
+            f"{a}.target_type = {r}.type",
+        ]
+        params.append(pid)
+        if pred.where is not None:
+            where.append(self._keyed(pred.where, self.row_rk(a), params))
+        return f"EXISTS (SELECT 1 FROM ix_reference {a} WHERE {' AND '.join(where)})"
+
+    def _keyed(self, pred: Predicate, rk: str, params: list[Any]) -> str:
+        """``pred`` (see :func:`_index_only`) over the resource whose row key is the expression ``rk``."""
+        if isinstance(pred, (And, Or)):
+            joiner = " AND " if isinstance(pred, And) else " OR "
+            return "(" + joiner.join(self._keyed(p, rk, params) for p in pred.parts) + ")"
+        if isinstance(pred, Not):
+            return f"NOT {self._keyed(pred.part, rk, params)}"
+        atom = self.atom(pred)
+        if atom is None:
+            return "FALSE"
+        return self._exists_at(atom, rk, params)
 
     def _missing(self, pred: Missing, r: str, params: list[Any]) -> str:
         pid = self.pid_of(pred.param)
@@ -505,6 +539,16 @@ class Compiler:
                 Chain,
             ),
         )
+
+
+def _index_only(pred: Predicate) -> bool:
+    """Whether ``pred`` is decided by index rows alone (atoms under And / Or / Not), never by
+    the resource row's own columns."""
+    if isinstance(pred, (And, Or)):
+        return all(_index_only(p) for p in pred.parts)
+    if isinstance(pred, Not):
+        return _index_only(pred.part)
+    return Compiler.drivable(pred)
 
 
 # -- ranges -------------------------------------------------------------------------------------

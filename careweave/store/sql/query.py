@@ -293,9 +293,33 @@ def search_statement(
 
 
 def count_statement(conn: Sql, compiler: Compiler, plan: QueryPlan) -> tuple[str, list[Any]]:
+    """The total's statement. One index-backed condition on one type is counted in its index
+    alone (distinct row keys): its parameter belongs to that type, and a deleted resource has no
+    index rows, so no resource row needs reading; otherwise the resources are filtered."""
     params: list[Any] = []
+    parts = _parts(plan.where)
+    if len(parts) == 1 and len(plan.types) == 1:
+        sql = _index_count(compiler, plan.types[0], parts[0], params)
+        if sql is not None:
+            return sql, params
+        params.clear()
     where, _, _, _ = _base_where(conn, compiler, plan, params, counting=True)
     return f"SELECT count(*) FROM resource r WHERE {' AND '.join(where)}", params
+
+
+def _index_count(compiler: Compiler, type_: str, part: Predicate, params: list[Any]) -> str | None:
+    param = getattr(part, "param", None)
+    if not compiler.drivable(part) or not isinstance(param, str) or not param.startswith(type_ + "."):
+        return None
+    atom = compiler.atom(part)
+    if atom is None:
+        return None
+    where = [compiler.tenant(atom.alias, params), *atom.conditions]
+    params.extend(atom.params)
+    return (
+        f"SELECT count(DISTINCT {compiler.row_rk(atom.alias)}) FROM {atom.table} {atom.alias} "
+        f"WHERE {' AND '.join(where)}"
+    )
 
 
 # -- sorted scan ---------------------------------------------------------------------------------

@@ -221,6 +221,9 @@ def _includes(conn: Sql, compiler: Compiler, plan: QueryPlan, matches: list[Foun
     return added
 
 
+_FOUND_COLUMNS = "r.rk, r.type, r.id, r.version, r.updated_ms, r.body"
+
+
 def _fetch(conn: Sql, where: str, params: list[Any]) -> list[Found]:
     rows = conn.execute(f"SELECT rk, type, id, version, updated_ms, body FROM resource WHERE {where}", params)
     return [(rk, StoredResource(t, i, v, u, False, b)) for rk, t, i, v, u, b in rows]
@@ -234,33 +237,28 @@ def _forward(
     target: str | None,
     frontier: list[Found],
 ) -> list[Found]:
-    """The resources the frontier's ``source`` resources refer to: each one's reference rows, found
-    by its row key (a key range on SQLite), from a list of the keys."""
+    """The resources the frontier's ``source`` resources refer to, in one statement: each one's
+    reference rows, found by its row key (a key range on SQLite) from a list of the keys, name the
+    (type, id) pairs looked up in the resource key index."""
     tid = compiler.tid
     rks = [rk for rk, r in frontier if r.type == source]
     if not rks:
         return []
-    params: list[Any] = [*rks, tid, pid]
+    params: list[Any] = [*rks, tid, tid, pid]
     keys = ", ".join("(CAST(? AS BIGINT))" for _ in rks)
     rows = f"{compiler.by_key('ix_reference', 'f')} ON {compiler.row_of('f', 'k.rk')}"
-    sql = (
-        f"WITH k (rk) AS (VALUES {keys}) SELECT DISTINCT f.target_type, f.target_id FROM k "
-        f"{compiler.dialect.join_in_order} {rows} WHERE f.tid = ? AND f.pid = ? AND f.target_id IS NOT NULL"
+    refs = (
+        f"SELECT f.target_type, f.target_id FROM k {compiler.dialect.join_in_order} {rows} "
+        "WHERE f.tid = ? AND f.pid = ? AND f.target_id IS NOT NULL"
     )
     if target is not None:
-        sql += " AND f.target_type = ?"
+        refs += " AND f.target_type = ?"
         params.append(target)
-    refs = conn.execute(sql, params).fetchall()
-    out: list[Found] = []
-    for type_, ids in _group(refs).items():
-        out.extend(
-            _fetch(
-                conn,
-                f"tid = ? AND type = ? AND deleted = 0 AND id IN ({', '.join('?' for _ in ids)})",
-                [tid, type_, *ids],
-            )
-        )
-    return out
+    sql = (
+        f"WITH k (rk) AS (VALUES {keys}) SELECT {_FOUND_COLUMNS} FROM resource r WHERE r.tid = ? "
+        f"AND r.deleted = 0 AND (r.type, r.id) IN ({refs}) ORDER BY r.type, r.id"
+    )
+    return [(rk, StoredResource(t, i, v, u, False, b)) for rk, t, i, v, u, b in conn.execute(sql, params)]
 
 
 def _reverse(

@@ -212,10 +212,13 @@ class SqliteTransaction(Transaction):
         self._after = after
         self._rks: dict[tuple[str, str], int] = {}
         self._masks: dict[int, int] = {}  # rk -> ixmask of its current version
+        # (type, id) looked up and not found; only append inserts resources, and records their rk
+        self._absent: set[tuple[str, str]] = set()
 
     def current(self, type: str, id: str) -> StoredResource | None:
         row = self.conn.execute(_CURRENT, (self.tenant.key, type, id)).fetchone()
         if row is None:
+            self._absent.add((type, id))
             return None
         rk, version, updated_ms, deleted, body, ixmask = row
         self._rks[(type, id)] = rk
@@ -224,9 +227,10 @@ class SqliteTransaction(Transaction):
 
     def append(self, version: NewVersion) -> StoredResource:
         tid = self.tenant.key
-        rk = self._rks.get((version.type, version.id))
-        if rk is None and self.current(version.type, version.id) is not None:
-            rk = self._rks[(version.type, version.id)]
+        key = (version.type, version.id)
+        rk = self._rks.get(key)
+        if rk is None and key not in self._absent and self.current(version.type, version.id) is not None:
+            rk = self._rks[key]
         conn = self.conn
         mask = _ixmask(version.index)
         if rk is None:
@@ -244,7 +248,8 @@ class SqliteTransaction(Transaction):
                 ),
             )
             rk = int(cur.lastrowid or 0)
-            self._rks[(version.type, version.id)] = rk
+            self._rks[key] = rk
+            self._absent.discard(key)
         else:
             conn.execute(
                 _UPDATE_RESOURCE,
