@@ -1,15 +1,18 @@
-"""Helpers for tests that need a real careweave server process."""
+"""Helpers for tests: a real careweave server process, and a trace of the SQLite store's statements."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 
 def free_port() -> int:
@@ -73,3 +76,18 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def trace_sqlite(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement the SQLite store runs from now on, as SQLite itself traces it: each
+    connection the store opens gets a trace callback that appends to the returned list."""
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr("careweave.store.sql.sqlite.sqlite3.connect", traced)
+    return statements

@@ -4,7 +4,6 @@ statements do: tests/store/test_tenant_scope.py), traced from SQLite itself."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 import httpx
@@ -14,6 +13,7 @@ from careweave.settings import Settings
 from careweave.system import build_system
 from tests.gateway.conftest import corpus
 from tests.store.test_tenant_scope import unscoped
+from tests.support import trace_sqlite
 
 pytestmark = pytest.mark.anyio
 
@@ -21,15 +21,7 @@ ER7 = {"content-type": "x-application/hl7-v2+er7"}
 
 
 async def test_inbox_statements_are_tenant_scoped(tmp_path: Path, monkeypatch, definitions) -> None:
-    statements: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-        conn.set_trace_callback(statements.append)
-        return conn
-
-    monkeypatch.setattr("careweave.store.sql.sqlite.sqlite3.connect", traced)
+    statements = trace_sqlite(monkeypatch)
     monkeypatch.setattr("tests.store.test_tenant_scope.TENANT_TABLES", ("hl7_message",))
     system = build_system(Settings(data_dir=tmp_path / "d", sqlite_synchronous="NORMAL"), definitions)
     gateway = system.gateway

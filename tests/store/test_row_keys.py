@@ -23,6 +23,7 @@ from careweave.store.base import Tenant
 from careweave.store.sql.schema import ROW_BITS
 from careweave.store.sql.sqlite import SqliteStore, first_row_key
 from careweave.system import build_system
+from tests.support import trace_sqlite
 
 pytestmark = pytest.mark.anyio
 
@@ -190,15 +191,7 @@ _DRIVER = re.compile(r"SELECT \((\w+)\.ik >> \d+\) FROM (ix_\w+) \1\b")
 async def test_one_resource_rows_are_read_by_key_and_drivers_from_the_value_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, definitions
 ) -> None:
-    statements: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-        conn.set_trace_callback(statements.append)
-        return conn
-
-    monkeypatch.setattr("careweave.store.sql.sqlite.sqlite3.connect", traced)
+    statements = trace_sqlite(monkeypatch)
     system = build_system(Settings(data_dir=tmp_path / "d", sqlite_synchronous="NORMAL"), definitions)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=system.app), base_url="http://t") as c:

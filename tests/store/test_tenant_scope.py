@@ -9,7 +9,6 @@ own ``tid`` predicate: ``<alias>.tid = <n>`` for an aliased table, ``tid = <n>``
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ import pytest
 from careweave.settings import Settings
 from careweave.store.sql.schema import MIGRATIONS, TENANT_TABLES
 from careweave.system import build_system
+from tests.support import trace_sqlite
 
 pytestmark = pytest.mark.anyio
 
@@ -65,15 +65,7 @@ def test_the_checker_catches_a_missing_predicate() -> None:
 
 
 async def test_no_statement_escapes_its_tenant(tmp_path: Path, monkeypatch, definitions) -> None:
-    statements: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-        conn.set_trace_callback(statements.append)
-        return conn
-
-    monkeypatch.setattr("careweave.store.sql.sqlite.sqlite3.connect", traced)
+    statements = trace_sqlite(monkeypatch)
     system = build_system(Settings(data_dir=tmp_path / "d", sqlite_synchronous="NORMAL"),
                           definitions)
     try:
