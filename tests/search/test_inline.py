@@ -183,7 +183,7 @@ async def test_over_budget_falls_back_and_leaves_the_connection_clean(system, da
     monkeypatch.setattr(
         sqlite_backend,
         "search_inline",
-        lambda conn, tid, pid_of, plan: original(conn, tid, pid_of, plan, 0.0),
+        lambda conn, tid, pid_of, plan, **kw: original(conn, tid, pid_of, plan, 0.0, **kw),
     )
     await _check_all(system)
 

@@ -19,8 +19,9 @@ Rules:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 from careweave.search.extract import MAX_INDEX_STRING
@@ -40,6 +41,7 @@ from careweave.search.plan import (
     Or,
     Predicate,
     QuantityMatch,
+    QueryPlan,
     RefIn,
     RefMatch,
     StringMatch,
@@ -52,7 +54,21 @@ from careweave.search.plan import (
 )
 from careweave.store.sql.schema import ROW_BITS
 
-__all__ = ["POSTGRES", "SQLITE", "TABLE_OF_KIND", "Atom", "Compiler", "Dialect", "PidOf"]
+__all__ = [
+    "POSTGRES",
+    "SQLITE",
+    "TABLE_OF_KIND",
+    "Atom",
+    "Compiler",
+    "Derived",
+    "Dialect",
+    "PidOf",
+    "Slot",
+    "derive",
+    "index_only",
+    "plan_shape",
+    "slotted_plan",
+]
 
 PidOf = Callable[[str], int | None]
 
@@ -124,7 +140,7 @@ class Atom:
 class Compiler:
     """Builds SQL fragments for one statement; collects its bound parameters in order."""
 
-    def __init__(self, tid: int, pid_of: PidOf, now_ms: int | None = None, dialect: Dialect = SQLITE) -> None:
+    def __init__(self, tid: int, pid_of: PidOf, now_ms: Any = None, dialect: Dialect = SQLITE) -> None:
         self.tid = tid
         self.pid_of = pid_of
         self.dialect = dialect
@@ -217,7 +233,7 @@ class Compiler:
                 "ix_token_text",
                 a,
                 [f"{a}.pid = ?", f"({a}.text >= ? AND {a}.text < ? OR {self._contains(a + '.text')})"],
-                [pid, pred.text, pred.text + "\U0010ffff", " " + pred.text],
+                [pid, pred.text, derive(_upper, pred.text), derive(_spaced, pred.text)],
             )
         if isinstance(pred, TokenIn):
             return self._token_in(pred, pid)
@@ -283,18 +299,18 @@ class Compiler:
 
     def _string(self, pred: StringMatch, pid: int) -> Atom:
         a = self.alias("s")
-        pred = replace(pred, value=pred.value[:MAX_INDEX_STRING])  # as the index rows were cut
+        value = derive(_cut, pred.value)  # as the index rows were cut
         if pred.mode == "exact":
-            return Atom("ix_string", a, [f"{a}.pid = ?", f"{a}.exact = ?"], [pid, pred.value])
+            return Atom("ix_string", a, [f"{a}.pid = ?", f"{a}.exact = ?"], [pid, value])
         if pred.mode == "phonetic":
-            return Atom("ix_string", a, [f"{a}.pid = ?", f"{a}.norm = ?"], [pid, pred.value])
+            return Atom("ix_string", a, [f"{a}.pid = ?", f"{a}.norm = ?"], [pid, value])
         if pred.mode == "contains":
-            return Atom("ix_string", a, [f"{a}.pid = ?", self._contains(f"{a}.norm")], [pid, pred.value])
+            return Atom("ix_string", a, [f"{a}.pid = ?", self._contains(f"{a}.norm")], [pid, value])
         return Atom(
             "ix_string",
             a,
             [f"{a}.pid = ?", f"{a}.norm >= ?", f"{a}.norm < ?"],
-            [pid, pred.value, pred.value + "\U0010ffff"],
+            [pid, value, derive(_upper, value)],
         )
 
     def _reference(self, pred: RefMatch, pid: int) -> Atom:
@@ -333,7 +349,7 @@ class Compiler:
                 "ix_uri",
                 a,
                 [f"{a}.pid = ?", f"{a}.uri >= ?", f"{a}.uri < ?"],
-                [pid, pred.value, pred.value + "\U0010ffff"],
+                [pid, pred.value, derive(_upper, pred.value)],
             )
         if pred.mode == "above":
             return Atom(
@@ -353,7 +369,6 @@ class Compiler:
 
     def _near(self, pred: Near, pid: int) -> Atom:
         a = self.alias("g")
-        delta = pred.distance_km / 111.0
         conds = [
             f"{a}.pid = ?",
             f"{a}.lat BETWEEN ? AND ?",
@@ -367,8 +382,8 @@ class Compiler:
         ]
         values = [
             pid,
-            pred.latitude - delta,
-            pred.latitude + delta,
+            derive(_south, pred.latitude, pred.distance_km),
+            derive(_north, pred.latitude, pred.distance_km),
             pred.latitude,
             pred.latitude,
             pred.longitude,
@@ -396,7 +411,7 @@ class Compiler:
         pid = self.pid_of(pred.param)
         if pid is None:
             return "FALSE"
-        if pred.param.startswith(pred.source_type + ".") and (pred.where is None or _index_only(pred.where)):
+        if pred.param.startswith(pred.source_type + ".") and (pred.where is None or index_only(pred.where)):
             return self._has_by_rows(pred, pid, r, params)
         a, s = self.alias("h"), self.alias("s")
         join_params: list[Any] = []
@@ -409,16 +424,8 @@ class Compiler:
         join_params.append(pred.source_type)
         if pred.where is not None:
             join.append(self.where(pred.where, s, (pred.source_type,), join_params))
-        where_params: list[Any] = []
-        where = [
-            self.tenant(a, where_params),
-            f"{a}.pid = ?",
-            f"{a}.target_id = {r}.id",
-            f"{a}.target_type = {r}.type",
-        ]
-        where_params.append(pid)
         params.extend(join_params)  # bound in the order they appear in the text: ON, then WHERE
-        params.extend(where_params)
+        where = self._pointing_at(a, pid, r, params)
         return (
             f"EXISTS (SELECT 1 FROM ix_reference {a} JOIN resource {s} ON {' AND '.join(join)} "
             f"WHERE {' AND '.join(where)})"
@@ -429,6 +436,13 @@ class Compiler:
         resource has no index rows, and the inner condition is checked on the referrer's rows by
         its row key, so no referrer's resource row is read."""
         a = self.alias("h")
+        where = self._pointing_at(a, pid, r, params)
+        if pred.where is not None:
+            where.append(self._keyed(pred.where, self.row_rk(a), params))
+        return f"EXISTS (SELECT 1 FROM ix_reference {a} WHERE {' AND '.join(where)})"
+
+    def _pointing_at(self, a: str, pid: int, r: str, params: list[Any]) -> list[str]:
+        """Conditions: the reference row ``a`` of parameter ``pid`` points at the resource row ``r``."""
         where = [
             self.tenant(a, params),
             f"{a}.pid = ?",
@@ -436,12 +450,10 @@ class Compiler:
             f"{a}.target_type = {r}.type",
         ]
         params.append(pid)
-        if pred.where is not None:
-            where.append(self._keyed(pred.where, self.row_rk(a), params))
-        return f"EXISTS (SELECT 1 FROM ix_reference {a} WHERE {' AND '.join(where)})"
+        return where
 
     def _keyed(self, pred: Predicate, rk: str, params: list[Any]) -> str:
-        """``pred`` (see :func:`_index_only`) over the resource whose row key is the expression ``rk``."""
+        """``pred`` (see :func:`index_only`) over the resource whose row key is the expression ``rk``."""
         if isinstance(pred, (And, Or)):
             joiner = " AND " if isinstance(pred, And) else " OR "
             return "(" + joiner.join(self._keyed(p, rk, params) for p in pred.parts) + ")"
@@ -481,10 +493,7 @@ class Compiler:
     def _text(self, pred: TextSearch, r: str, params: list[Any]) -> str:
         a = self.alias("x")
         column = "narrative" if pred.field == "narrative" else "content"
-        if self.dialect is SQLITE:
-            query = " ".join('"' + word.replace('"', '""') + '"' for word in pred.query.split())
-        else:
-            query = pred.query
+        query = derive(_fts_words, pred.query) if self.dialect is SQLITE else pred.query
         where = [
             f"{a}.{self.dialect.text_key} = {r}.rk",
             self.tenant(a, params),
@@ -541,13 +550,13 @@ class Compiler:
         )
 
 
-def _index_only(pred: Predicate) -> bool:
+def index_only(pred: Predicate) -> bool:
     """Whether ``pred`` is decided by index rows alone (atoms under And / Or / Not), never by
     the resource row's own columns."""
     if isinstance(pred, (And, Or)):
-        return all(_index_only(p) for p in pred.parts)
+        return all(index_only(p) for p in pred.parts)
     if isinstance(pred, Not):
-        return _index_only(pred.part)
+        return index_only(pred.part)
     return Compiler.drivable(pred)
 
 
@@ -560,7 +569,7 @@ def _approx_window(lo: int, hi: int, now_ms: int) -> tuple[int, int]:
 
 
 def _range_dates(
-    prefix: str, lo_col: str, hi_col: str, s_lo: int, s_hi: int, now_ms: int
+    prefix: str, lo_col: str, hi_col: str, s_lo: Any, s_hi: Any, now_ms: Any
 ) -> tuple[list[str], list[Any]]:
     """Target ``[lo_col, hi_col)`` against search ``[s_lo, s_hi)``, as search.html defines."""
     if prefix == "eq":
@@ -589,11 +598,12 @@ def _range_dates(
         return [f"{lo_col} >= ?"], [s_hi]
     if prefix == "eb":
         return [f"{hi_col} <= ?"], [s_lo]
-    w_lo, w_hi = _approx_window(s_lo, s_hi, now_ms)
+    w_hi = derive(_approx_hi, s_lo, s_hi, now_ms)
+    w_lo = derive(_approx_lo, s_lo, s_hi, now_ms)
     return [f"{lo_col} < ?", f"{hi_col} > ?"], [w_hi, w_lo]
 
 
-def _range_point_ms(prefix: str, col: str, s_lo: int, s_hi: int, now_ms: int, params: list[Any]) -> str:
+def _range_point_ms(prefix: str, col: str, s_lo: Any, s_hi: Any, now_ms: Any, params: list[Any]) -> str:
     """A point in time (``_lastUpdated``) as the range ``[col, col + 1)``."""
     conds, values = _range_dates(prefix, col, f"({col} + 1)", s_lo, s_hi, now_ms)
     params.extend(values)
@@ -601,7 +611,7 @@ def _range_point_ms(prefix: str, col: str, s_lo: int, s_hi: int, now_ms: int, pa
 
 
 def _range_points(
-    prefix: str, lo_col: str, hi_col: str, value: float, s_lo: float, s_hi: float
+    prefix: str, lo_col: str, hi_col: str, value: Any, s_lo: Any, s_hi: Any
 ) -> tuple[list[str], list[Any]]:
     """Numbers and quantities: stored points (or Range [low, high]) against a search value."""
     if prefix == "eq":
@@ -620,11 +630,10 @@ def _range_points(
         return [f"{lo_col} > ?"], [value]
     if prefix == "eb":
         return [f"{hi_col} < ?"], [value]
-    margin = abs(value) * 0.1
-    return [f"{lo_col} <= ?", f"{hi_col} >= ?"], [value + margin, value - margin]
+    return [f"{lo_col} <= ?", f"{hi_col} >= ?"], [derive(_approx_above, value), derive(_approx_below, value)]
 
 
-def _component(a: str, position: int, part: Any, now_ms: int) -> tuple[list[str], list[Any]]:
+def _component(a: str, position: int, part: Any, now_ms: Any) -> tuple[list[str], list[Any]]:
     """Conditions on one composite component, by its position (1, 2 or 3)."""
     s, v, lo, hi = (f"{a}.s{position}", f"{a}.v{position}", f"{a}.lo{position}", f"{a}.hi{position}")
     if isinstance(part, TokenMatch):
@@ -641,7 +650,7 @@ def _component(a: str, position: int, part: Any, now_ms: int) -> tuple[list[str]
     if isinstance(part, StringMatch):
         if part.mode == "exact":
             return [f"{v} = ?"], [part.value]
-        return [f"{v} >= ?", f"{v} < ?"], [part.value, part.value + "\U0010ffff"]
+        return [f"{v} >= ?", f"{v} < ?"], [part.value, derive(_upper, part.value)]
     if isinstance(part, RefMatch):
         return [f"{v} = ?"], [part.id or part.url or ""]
     if isinstance(part, UriMatch):
@@ -660,3 +669,208 @@ def _component(a: str, position: int, part: Any, now_ms: int) -> tuple[list[str]
     if isinstance(part, NumberMatch):
         return _range_points(part.prefix, lo, hi, part.value, part.lo, part.hi)
     return ["FALSE"], []
+
+
+# -- values computed from search values (bound, so a statement's text is one per shape) -----------
+_HIGH = "\U0010ffff"
+
+
+def _upper(value: str) -> str:
+    """The exclusive upper bound of the strings starting with ``value``."""
+    return value + _HIGH
+
+
+def _spaced(value: str) -> str:
+    return " " + value
+
+
+def _cut(value: str) -> str:
+    return value[:MAX_INDEX_STRING]
+
+
+def _fts_words(query: str) -> str:
+    """SQLite FTS5: each word a quoted string (no operators from the client)."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
+
+
+def _approx_lo(lo: int, hi: int, now_ms: int) -> int:
+    return _approx_window(lo, hi, now_ms)[0]
+
+
+def _approx_hi(lo: int, hi: int, now_ms: int) -> int:
+    return _approx_window(lo, hi, now_ms)[1]
+
+
+def _approx_above(value: float) -> float:
+    return value + abs(value) * 0.1
+
+
+def _approx_below(value: float) -> float:
+    return value - abs(value) * 0.1
+
+
+def _south(latitude: float, distance_km: float) -> float:
+    return latitude - distance_km / 111.0
+
+
+def _north(latitude: float, distance_km: float) -> float:
+    return latitude + distance_km / 111.0
+
+
+# -- statement shapes ----------------------------------------------------------------------------
+# A compiled statement depends on a plan's shape, never on its values: every value is bound. A
+# shape is the plan with each value replaced by a Slot (its position in the plan's value list);
+# compiling the slotted plan gives the text once and a bound-parameter list of constants, Slots
+# and Derived values, which :meth:`Slot.get` / :meth:`Derived.get` fill from another plan's values.
+# What changes the text is structure, never a value: predicate classes, parameter keys, prefixes,
+# modes, kinds, how many values a list holds, and which optional values are absent (None) or empty
+# ("": a token's "no system", an empty reference id), so those are kept in the shape.
+
+
+class Slot:
+    """The plan's ``index``-th value."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def get(self, values: list[Any]) -> Any:
+        return values[self.index]
+
+
+class Derived:
+    """A bound value computed from plan values: ``fn(*args)``, Slots among the args."""
+
+    __slots__ = ("args", "fn")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+
+    def get(self, values: list[Any]) -> Any:
+        return self.fn(*[a.get(values) if isinstance(a, (Slot, Derived)) else a for a in self.args])
+
+
+def derive(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``; for a shape (some arg a Slot), the recipe to compute it from values."""
+    for a in args:
+        if isinstance(a, (Slot, Derived)):
+            return Derived(fn, args)
+    return fn(*args)
+
+
+# fields whose values are structure (they name things or choose the SQL), never bound values
+_STRUCTURAL = frozenset({"param", "prefix", "mode", "kind", "missing", "field", "source_type", "target_type"})
+_VALUE = "?"  # a value's place in a shape
+_PLAN_CLASSES = (
+    IdIn, TypeIn, LastUpdated, TokenMatch, TokenText, TokenIn, StringMatch, RefMatch, RefIn, DateMatch,
+    NumberMatch, QuantityMatch, UriMatch, CompositeMatch, Missing, Chain, Has, TextSearch, Near,
+    ListMember, And, Or, Not,
+)  # fmt: skip
+# each plan class's fields, in order, and whether each is structure
+_FIELDS: MappingProxyType[type, tuple[tuple[str, bool], ...]] = MappingProxyType(
+    {cls: tuple((f.name, f.name in _STRUCTURAL) for f in fields(cls)) for cls in _PLAN_CLASSES}
+)
+
+
+def _fields_of(cls: type) -> tuple[tuple[str, bool], ...]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        raise TypeError(f"no shape for {cls.__name__}")
+    return found
+
+
+def _shape(value: Any, values: list[Any]) -> Any:
+    cls = type(value)
+    if cls is str:
+        if value:
+            values.append(value)
+            return _VALUE
+        return value
+    if cls is int or cls is float:
+        values.append(value)
+        return _VALUE
+    if value is None or cls is bool:
+        return value
+    if cls is tuple:
+        return tuple([_shape(v, values) for v in value])
+    return (
+        cls,
+        *[getattr(value, n) if fixed else _shape(getattr(value, n), values) for n, fixed in _fields_of(cls)],
+    )
+
+
+def _slotted(value: Any, counter: list[int]) -> Any:
+    """``value`` with each value a Slot, numbered in :func:`_shape`'s order."""
+    if value is None or value == "" or value is True or value is False:
+        return value
+    cls = type(value)
+    if cls is str or cls is int or cls is float:
+        counter[0] += 1
+        return Slot(counter[0] - 1)
+    if cls is tuple:
+        return tuple([_slotted(v, counter) for v in value])
+    names = _fields_of(cls)
+    return cls(
+        **{n: getattr(value, n) if fixed else _slotted(getattr(value, n), counter) for n, fixed in names}
+    )
+
+
+def _cursor(cursor: tuple[Any, ...] | None, markers: frozenset[Any]) -> tuple[Any, ...] | None:
+    """A keyset cursor's shape: its values, but the "no value" sort markers are structure (a
+    sorted scan's phase depends on them)."""
+    if cursor is None:
+        return None
+    return tuple(v if v in markers else _VALUE for v in cursor)
+
+
+def plan_shape(plan: QueryPlan, now_ms: int, markers: frozenset[Any]) -> tuple[Hashable, list[Any]]:
+    """The shape of ``plan`` (what its statements' text depends on) and its values, in Slot order:
+    ``now_ms`` first, then ``count``, the condition's values, then the cursors' values."""
+    values: list[Any] = [now_ms, plan.count]
+    where = _shape(plan.where, values)
+    for cursor in (plan.after, plan.before):
+        if cursor is not None:
+            values.extend(v for v in cursor if v not in markers)
+    key = (
+        plan.types,
+        where,
+        tuple([(k.param, k.kind, k.descending) for k in plan.sort]),  # (tuples hash and compare in C)
+        plan.count == 0,
+        plan.total,
+        _cursor(plan.after, markers),
+        _cursor(plan.before, markers),
+    )
+    return key, values
+
+
+def slotted_plan(plan: QueryPlan, markers: frozenset[Any]) -> QueryPlan:
+    """``plan`` with Slots for values, numbered as :func:`plan_shape` lists them (index 0 is now)."""
+    counter = [2]
+    where = _slotted(plan.where, counter)
+
+    def cursor(c: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        if c is None:
+            return None
+        out: list[Any] = []
+        for v in c:
+            if v in markers:
+                out.append(v)
+            else:
+                out.append(Slot(counter[0]))
+                counter[0] += 1
+        return tuple(out)
+
+    after = cursor(plan.after)
+    before = cursor(plan.before)
+    return QueryPlan(
+        plan.types,
+        where,
+        plan.sort,
+        0 if plan.count == 0 else Slot(1),  # type: ignore[arg-type]
+        after,
+        before,
+        plan.total,
+        (),
+    )

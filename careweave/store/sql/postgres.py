@@ -71,7 +71,7 @@ from careweave.store.sql.pg_sql import INDEX_TEXT_CHARS, PgSql, Trace
 from careweave.store.sql.pg_transaction import Params, PgTransaction, as_bytes
 from careweave.store.sql.query import search_statement
 from careweave.store.sql.schema import TENANT_TABLES
-from careweave.store.sql.search import run_search
+from careweave.store.sql.search import StatementCache, run_search
 
 __all__ = ["RETRIES", "PostgresStore", "redact"]
 
@@ -130,6 +130,7 @@ class PostgresStore:
         self._closing = False
         self._trace = trace
         self._params = Params()
+        self._statements = StatementCache()  # compiled search statements, by plan shape
         self._tenants: dict[str, tuple[tuple[int, int], bytes, Tenant]] = {}
         readers = max(1, reader_threads)
         writers = max(2, pool_size - readers)
@@ -270,7 +271,15 @@ class PostgresStore:
 
     async def search(self, tenant: Tenant, plan: QueryPlan) -> SearchPage:
         def run(sql: PgSql) -> SearchPage:
-            return run_search(sql, tenant.key, lambda key: self._params.lookup(sql, key), plan, POSTGRES)
+            return run_search(
+                sql,
+                tenant.key,
+                lambda key: self._params.lookup(sql, key),
+                plan,
+                POSTGRES,
+                cache=self._statements,
+                generation=tenant.params_generation,
+            )
 
         return await self._read(run, snapshot=True, cap=INDEX_TEXT_CHARS)
 

@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +37,24 @@ from careweave.search.plan import (
     TokenMatch,
     TypeIn,
 )
-from careweave.store.sql.compile import Atom, Compiler
+from careweave.store.sql.compile import Atom, Compiler, derive, index_only
 from careweave.store.sql.components import Sql
 
-__all__ = ["PROBE_CAP", "PROBE_ENOUGH", "SearchStatement", "count_statement", "search_statement"]
+__all__ = [
+    "MARKERS",
+    "PROBE_CAP",
+    "PROBE_ENOUGH",
+    "Build",
+    "Built",
+    "SearchStatement",
+    "count_statement",
+    "direct",
+    "page_statements",
+    "plan_count",
+    "probed_page",
+    "search_statement",
+    "sorted_scan",
+]
 
 PROBE_CAP = 2000
 # A driver this small is kept without probing the remaining conditions: a probe costs a statement
@@ -59,6 +74,15 @@ _SORT_SOURCE = {
     "uri": ("ix_uri", "uri", "uri"),
 }
 _TEXT_KINDS = frozenset({"string", "token", "reference", "uri", "_id"})
+# the sort values of a resource without one (a keyset cursor holding one is in the last phase)
+MARKERS = frozenset({_HIGH_TEXT, _HIGH_NUM, _LOW_NUM, "", None})
+
+# One statement built: its text, its bound parameters and what else the builder tells.
+Built = tuple[str, list[Any], Any]
+# Builds a statement: ``build(what, fn)`` runs ``fn(compiler, plan)`` on the search's plan, or
+# gives the statement a cache compiled for the plan's shape, with this plan's values bound; ``what``
+# names the statement within the shape (and every choice, other than the shape, it depends on).
+Build = Callable[[Hashable, Callable[[Compiler, QueryPlan], Built | None]], Built | None]
 
 
 @dataclass(slots=True)
@@ -77,9 +101,17 @@ class SearchStatement:
 @dataclass(frozen=True, slots=True)
 class _Driver:
     index: int | None  # which part drives; None: none does (scan)
-    atoms: list[Atom | None] | None
     size: int  # its rows, counted up to the probe cap
     settled: bool  # False: a probe reached a cap below PROBE_CAP, so a full probe might differ
+
+
+def direct(compiler: Compiler, plan: QueryPlan) -> Build:
+    """A :data:`Build` that compiles each statement for ``plan`` itself (no cache)."""
+
+    def build(what: Hashable, fn: Callable[[Compiler, QueryPlan], Built | None]) -> Built | None:
+        return fn(compiler, plan)
+
+    return build
 
 
 def _parts(where: Predicate | None) -> list[Predicate]:
@@ -118,18 +150,21 @@ def _set_sql(compiler: Compiler, atoms: list[Atom | None], params: list[Any]) ->
     return " UNION ".join(compiler.rk_set(a, params) for a in live)
 
 
-def _probe(conn: Sql, compiler: Compiler, atoms: list[Atom | None], cap: int) -> int:
-    """How many rows ``atoms`` match, counted up to ``cap``. One atom's rows are counted as index
-    rows (as the statement would read them, duplicates too) without reading each one's rk: a
-    covering index answers alone. A union's rows are distinct rks."""
+def _probe_sql(compiler: Compiler, plan: QueryPlan, index: int) -> Built | None:
+    """Counting part ``index``'s rows up to a cap (bound last, after these parameters); None if
+    the part cannot drive. One atom's rows are counted as index rows (as the statement would read
+    them, duplicates too) without reading each one's rk: a covering index answers alone. A union's
+    rows are distinct rks."""
+    atoms = _atoms(compiler, _parts(plan.where)[index])
+    if atoms is None:
+        return None
     params: list[Any] = []
     live = [a for a in atoms if a is not None]
     if len(live) == 1:
         rows = compiler.rk_set(live[0], params, rows_only=True)
     else:
         rows = _set_sql(compiler, atoms, params)
-    params.append(cap)  # bound, not spliced: one statement text per shape (the statement cache)
-    return int(conn.execute(f"SELECT count(*) FROM ({rows} LIMIT ?) AS p", params).fetchone()[0])
+    return f"SELECT count(*) FROM ({rows} LIMIT ?) AS p", params, None
 
 
 def _likely_selective(part: Predicate) -> int:
@@ -145,14 +180,14 @@ def _likely_selective(part: Predicate) -> int:
 
 def _choose_driver(
     conn: Sql,
-    compiler: Compiler,
-    parts: list[Predicate],
+    build: Build,
+    plan: QueryPlan,
     counting: bool = False,
     probe_cap: int = PROBE_CAP,
 ) -> _Driver:
-    """The part that should drive, its atoms and its row count, by capped counts. Each probe
-    counts at most as far as the best so far: a later condition only matters if it is smaller
-    still; once the best is :data:`PROBE_ENOUGH` rows or fewer, the rest are not probed.
+    """The part that should drive and its row count, by capped counts. Each probe counts at most
+    as far as the best so far: a later condition only matters if it is smaller still; once the
+    best is :data:`PROBE_ENOUGH` rows or fewer, the rest are not probed.
 
     For a page, a condition matching more than PROBE_CAP rows does not drive: walking the type's
     rows in order finds a page of matches sooner. A count must visit every match, so there the
@@ -160,33 +195,37 @@ def _choose_driver(
 
     A lower ``probe_cap`` makes the same choice when some part has fewer rows than it, and
     otherwise says the choice is not settled (for a quick look: is there a small driver?)."""
-    best: tuple[int, int, list[Atom | None]] | None = None
-    order = sorted(range(len(parts)), key=lambda i: _likely_selective(parts[i]))
-    for i in order:
+    parts = _parts(plan.where)
+    best: tuple[int, int] | None = None
+    order = sorted(range(len(parts)), key=lambda i: _likely_selective(parts[i])) if len(parts) > 1 else [0]
+    for i in order[: len(parts)]:
         if best is not None and best[0] <= PROBE_ENOUGH:
             break
-        atoms = _atoms(compiler, parts[i])
-        if atoms is None:
+        probe = build(("probe", i), lambda c, p, i=i: _probe_sql(c, p, i))  # type: ignore[misc]
+        if probe is None:
             continue
-        cap = probe_cap if best is None else best[0]
-        size = _probe(conn, compiler, atoms, cap)
+        sql, params, _ = probe
+        params.append(probe_cap if best is None else best[0])  # bound: one text per shape
+        size = int(conn.execute(sql, params).fetchone()[0])
         if best is None or size < best[0]:
-            best = (size, i, atoms)
+            best = (size, i)
     if best is None:
-        return _Driver(None, None, 0, True)
+        return _Driver(None, 0, True)
     if best[0] >= probe_cap and (probe_cap < PROBE_CAP or not counting):
-        return _Driver(None, None, 0, probe_cap >= PROBE_CAP)
-    # the atoms' aliases are not in the statement yet: the probe's SQL was its own text
-    return _Driver(best[1], best[2], best[0], True)
+        return _Driver(None, 0, probe_cap >= PROBE_CAP)
+    return _Driver(best[1], best[0], True)
 
 
-def _cheap_filter(part: Predicate) -> bool:
+def _cheap_filter(part: Predicate, referrers: bool = False) -> bool:
     """Whether checking ``part`` on one candidate costs a few index lookups by its row key (not a
-    subquery whose size the planner does not know)."""
+    subquery whose size the planner does not know). ``referrers``: a ``_has`` decided by index
+    rows alone counts too (a lookup per referrer of the candidate, stopping at the first match)."""
     if isinstance(part, (And, Or)):
-        return all(_cheap_filter(p) for p in part.parts)
+        return all(_cheap_filter(p, referrers) for p in part.parts)
     if isinstance(part, Not):
-        return _cheap_filter(part.part)
+        return _cheap_filter(part.part, referrers)
+    if referrers and isinstance(part, Has):
+        return part.where is None or index_only(part.where)
     return not isinstance(part, (Chain, Has, TextSearch, ListMember))
 
 
@@ -236,41 +275,52 @@ def _keyset(sort: tuple[SortKey, ...], cursor: tuple[Any, ...], backwards: bool,
     return "(" + " OR ".join(alternatives) + ")"
 
 
+# how costly the other parts are to check on each candidate of a driver
+_CHEAP, _REFERRERS, _COSTLY = "cheap", "referrers", "costly"
+
+
 def _base_where(
-    conn: Sql,
-    compiler: Compiler,
-    plan: QueryPlan,
-    params: list[Any],
-    counting: bool = False,
-    probe_cap: int = PROBE_CAP,
-) -> tuple[list[str], str, _Driver, int | None]:
+    compiler: Compiler, plan: QueryPlan, index: int | None, params: list[Any], cap: int | None = None
+) -> tuple[list[str], str, str]:
+    """The resource conditions with part ``index`` driving (None: none; ``cap``: at most that
+    many of its rows), the driver's name, and how costly the other parts are to check per
+    candidate (:data:`_CHEAP` ...)."""
     where = [compiler.tenant("r", params), "r.deleted = 0"]
     if plan.types:
         where.append(f"r.type IN ({', '.join('?' for _ in plan.types)})")
         params.extend(plan.types)
     parts = _parts(plan.where)
-    chosen = _choose_driver(conn, compiler, parts, counting, probe_cap)
     driver = "scan"
-    candidates: int | None = None
-    if chosen.index is not None and chosen.atoms is not None:
-        where.append(f"r.rk IN ({_set_sql(compiler, chosen.atoms, params)})")
-        driver = "index:" + "+".join(a.table for a in chosen.atoms if a is not None)
-        parts = parts[: chosen.index] + parts[chosen.index + 1 :]
-        if chosen.size < PROBE_CAP and all(_cheap_filter(p) for p in parts):
-            candidates = chosen.size
+    if index is not None:
+        atoms = _atoms(compiler, parts[index]) or []
+        if cap is None:
+            where.append(f"r.rk IN ({_set_sql(compiler, atoms, params)})")
+        else:
+            where.append(f"r.rk IN ({_set_sql(compiler, atoms, params)} LIMIT ?)")
+            params.append(cap)
+        driver = "index:" + "+".join(a.table for a in atoms if a is not None)
+        parts = parts[:index] + parts[index + 1 :]
     where.extend(compiler.where(p, "r", plan.types, params) for p in parts)
-    return where, driver, chosen, candidates
+    if all(_cheap_filter(p) for p in parts):
+        return where, driver, _CHEAP
+    return where, driver, _REFERRERS if all(_cheap_filter(p, True) for p in parts) else _COSTLY
 
 
-def search_statement(
-    conn: Sql, compiler: Compiler, plan: QueryPlan, probe_cap: int = PROBE_CAP
-) -> SearchStatement:
-    """The page query: resource columns, then the sort keys, ``count + 1`` rows."""
+def _page_sql(compiler: Compiler, plan: QueryPlan, index: int | None, cap: int | None = None) -> Built:
+    """The page query: resource columns, then the sort keys, ``count + 1`` rows. With a ``cap``,
+    the driver's rows are counted up to it in a last column (its probe) and the driver reads at
+    most that many: the rows are the page when the count is below the cap."""
     key_params: list[Any] = []
     keys = [_sort_expr(compiler, k, key_params) for k in plan.sort]
-    where_params: list[Any] = []
-    where, driver, chosen, candidates = _base_where(conn, compiler, plan, where_params, probe_cap=probe_cap)
     columns = ", ".join([f"{k} AS k{i}" for i, k in enumerate(keys)])
+    if cap is not None and index is not None:
+        probe = _probe_sql(compiler, plan, index)
+        if probe is None:
+            raise ValueError("the part cannot drive")
+        columns += f"{', ' if columns else ''}({probe[0]}) AS n"
+        key_params += [*probe[1], cap]
+    where_params: list[Any] = []
+    where, driver, cheap = _base_where(compiler, plan, index, where_params, cap)
     inner = (
         "SELECT r.rk AS rk, r.type AS type, r.id AS id, r.version AS version, "
         f"r.updated_ms AS updated_ms, r.body AS body{', ' + columns if columns else ''} "
@@ -288,38 +338,109 @@ def search_statement(
         order.append(f"q.k{i} {'DESC' if descending else 'ASC'}")
     order.append(f"q.rk {'DESC' if backwards else 'ASC'}")
     sql = f"SELECT q.* FROM ({inner}) AS q{outer_where} ORDER BY {', '.join(order)} LIMIT ?"
-    params.append(plan.count + 1)
-    return SearchStatement(sql, params, len(keys), driver, candidates, chosen.settled)
+    params.append(derive(_plus_one, plan.count))
+    return sql, params, (len(keys), driver, cheap)
+
+
+def _plus_one(count: int) -> int:
+    return count + 1
+
+
+def _page(conn: Sql, build: Build, plan: QueryPlan, chosen: _Driver) -> SearchStatement:
+    built = build(("page", chosen.index), lambda c, p: _page_sql(c, p, chosen.index))
+    assert built is not None
+    sql, params, (keys, driver, checks) = built
+    # a few candidates' referrers are checked about as cheaply as many candidates' own rows
+    known = checks == _CHEAP or (checks == _REFERRERS and chosen.size <= PROBE_ENOUGH)
+    candidates = chosen.size if chosen.index is not None and chosen.size < PROBE_CAP and known else None
+    return SearchStatement(sql, params, keys, driver, candidates, chosen.settled)
+
+
+def probed_page(build: Build, plan: QueryPlan, cap: int) -> tuple[SearchStatement, bool] | None:
+    """The page query driven by the condition probed first (see :func:`_choose_driver`), with
+    its probe in a last column (see :func:`_page_sql`), when the other conditions are cheap checks
+    per candidate; and whether it is the only condition. The rows are the page when that count
+    (in any row) is below ``cap``. None when this does not apply."""
+    parts = _parts(plan.where)
+    if not parts:
+        return None
+    index = min(range(len(parts)), key=lambda i: _likely_selective(parts[i]))
+    if not all(_cheap_filter(p) for i, p in enumerate(parts) if i != index):
+        return None
+    built = build(("probed page", cap, index), lambda c, p: _probed_page_sql(c, p, cap, index))
+    if built is None:
+        return None
+    sql, params, (keys, driver, _) = built
+    return SearchStatement(sql, params, keys, driver, None, True), len(parts) == 1
+
+
+def _probed_page_sql(compiler: Compiler, plan: QueryPlan, cap: int, index: int) -> Built | None:
+    if _atoms(compiler, _parts(plan.where)[index]) is None:
+        return None  # it cannot drive
+    return _page_sql(compiler, plan, index, cap)
+
+
+def search_statement(
+    conn: Sql, compiler: Compiler, plan: QueryPlan, probe_cap: int = PROBE_CAP
+) -> SearchStatement:
+    """The page query: resource columns, then the sort keys, ``count + 1`` rows."""
+    build = direct(compiler, plan)
+    return _page(conn, build, plan, _choose_driver(conn, build, plan, probe_cap=probe_cap))
+
+
+def page_statements(
+    conn: Sql, build: Build, plan: QueryPlan, probe_cap: int = PROBE_CAP
+) -> list[SearchStatement]:
+    """The statements of a page: a sorted scan's phases (see :func:`sorted_scan`), or the page query."""
+    chosen = _choose_driver(conn, build, plan, probe_cap=probe_cap)
+    scan = _sorted_scan(build, plan, chosen)
+    return scan if scan is not None else [_page(conn, build, plan, chosen)]
 
 
 def count_statement(conn: Sql, compiler: Compiler, plan: QueryPlan) -> tuple[str, list[Any]]:
+    """The total's statement (see :func:`plan_count`)."""
+    return plan_count(conn, direct(compiler, plan), plan)
+
+
+def plan_count(conn: Sql, build: Build, plan: QueryPlan) -> tuple[str, list[Any]]:
     """The total's statement. One index-backed condition on one type is counted in its index
     alone (distinct row keys): its parameter belongs to that type, and a deleted resource has no
     index rows, so no resource row needs reading; otherwise the resources are filtered."""
+    if len(_parts(plan.where)) == 1 and len(plan.types) == 1:
+        built = build(("index count",), _index_count)
+        if built is not None:
+            return built[0], built[1]
+    chosen = _choose_driver(conn, build, plan, counting=True)
+    built = build(("count", chosen.index), lambda c, p: _count_sql(c, p, chosen.index))
+    assert built is not None
+    return built[0], built[1]
+
+
+def _count_sql(compiler: Compiler, plan: QueryPlan, index: int | None) -> Built:
     params: list[Any] = []
-    parts = _parts(plan.where)
-    if len(parts) == 1 and len(plan.types) == 1:
-        sql = _index_count(compiler, plan.types[0], parts[0], params)
-        if sql is not None:
-            return sql, params
-        params.clear()
-    where, _, _, _ = _base_where(conn, compiler, plan, params, counting=True)
-    return f"SELECT count(*) FROM resource r WHERE {' AND '.join(where)}", params
+    where, _, _ = _base_where(compiler, plan, index, params)
+    return f"SELECT count(*) FROM resource r WHERE {' AND '.join(where)}", params, None
 
 
-def _index_count(compiler: Compiler, type_: str, part: Predicate, params: list[Any]) -> str | None:
+def _index_count(compiler: Compiler, plan: QueryPlan) -> Built | None:
+    part = _parts(plan.where)[0]
+    type_ = plan.types[0]
     param = getattr(part, "param", None)
-    if not compiler.drivable(part) or not isinstance(param, str) or not param.startswith(type_ + "."):
+    if not compiler.drivable(part) or not isinstance(param, str):
+        return None
+    if not param.startswith(type_ + "."):
         return None
     atom = compiler.atom(part)
     if atom is None:
         return None
+    params: list[Any] = []
     where = [compiler.tenant(atom.alias, params), *atom.conditions]
     params.extend(atom.params)
-    return (
+    sql = (
         f"SELECT count(DISTINCT {compiler.row_rk(atom.alias)}) FROM {atom.table} {atom.alias} "
         f"WHERE {' AND '.join(where)}"
     )
+    return sql, params, None
 
 
 # -- sorted scan ---------------------------------------------------------------------------------
@@ -340,34 +461,36 @@ def sorted_scan(
     apply (the generic statement then sorts the candidates)."""
     if len(plan.sort) != 1 or plan.before is not None:
         return None
+    build = direct(compiler, plan)
+    return _sorted_scan(build, plan, _choose_driver(conn, build, plan, probe_cap=probe_cap))
+
+
+def _sorted_scan(build: Build, plan: QueryPlan, chosen: _Driver) -> list[SearchStatement] | None:
+    if len(plan.sort) != 1 or plan.before is not None or chosen.index is not None:
+        return None  # (a selective condition: sorting its few candidates is cheaper)
     key = plan.sort[0]
     found = _SCAN_INDEX.get((key.kind, key.descending))
-    pid = compiler.pid_of(key.param)
-    if found is None or pid is None:
+    if found is None:
         return None
-    parts = _parts(plan.where)
-    chosen = _choose_driver(conn, compiler, parts, probe_cap=probe_cap)
-    if chosen.index is not None:
-        return None  # a selective condition: sorting its few candidates is cheaper
     table, column, flag = found
     text = key.kind == "string"
     missing = ("" if text else _LOW_NUM) if key.descending else (_HIGH_TEXT if text else _HIGH_NUM)
     cursor = plan.after
+    in_phase_two = cursor is not None and cursor[0] == missing
     statements = []
-    if cursor is None or cursor[0] != missing:
-        statements.append(_phase_one(compiler, plan, parts, table, column, flag, pid, cursor))
-    statements.append(
-        _phase_two(
-            compiler,
-            plan,
-            parts,
-            table,
-            flag,
-            pid,
-            missing,
-            cursor[1] if cursor is not None and cursor[0] == missing else None,
-        )
+    if not in_phase_two:
+        one = build(("scan 1", table), lambda c, p: _phase_one(c, p, table, column, flag))
+        if one is None:
+            return None  # the sort parameter was never indexed
+        # with no filter the walk stops at the page; with one, it may walk far to fill it
+        walk = plan.count + 1 if one[2] else None
+        statements.append(SearchStatement(one[0], one[1], 1, f"sorted:{table}", walk))
+    two = build(
+        ("scan 2", table, in_phase_two), lambda c, p: _phase_two(c, p, table, flag, missing, in_phase_two)
     )
+    if two is None:
+        return None
+    statements.append(SearchStatement(two[0], two[1], 1, "sorted:missing"))
     if not chosen.settled:
         for statement in statements:
             statement.settled = False
@@ -388,16 +511,12 @@ def _resource_filters(
 _COLUMNS = "r.rk, r.type, r.id, r.version, r.updated_ms, r.body"
 
 
-def _phase_one(
-    compiler: Compiler,
-    plan: QueryPlan,
-    parts: list[Predicate],
-    table: str,
-    column: str,
-    flag: int,
-    pid: int,
-    cursor: tuple[Any, ...] | None,
-) -> SearchStatement:
+def _phase_one(compiler: Compiler, plan: QueryPlan, table: str, column: str, flag: int) -> Built | None:
+    pid = compiler.pid_of(plan.sort[0].param)
+    if pid is None:
+        return None
+    parts = _parts(plan.where)
+    cursor = plan.after
     params: list[Any] = []
     where = [compiler.tenant("k", params), "k.pid = ?", f"k.flags & {flag} = {flag}"]
     params.append(pid)
@@ -407,26 +526,22 @@ def _phase_one(
         op = "<" if descending else ">"
         where.append(f"(k.{column} {op} ? OR (k.{column} = ? AND r.rk > ?))")
         params.extend((cursor[0], cursor[0], cursor[1]))
-    params.append(plan.count + 1)
+    params.append(derive(_plus_one, plan.count))
     sql = (
         f"SELECT {_COLUMNS}, k.{column} AS k0 FROM {table} k {compiler.dialect.join_in_order} resource r "
         f"ON r.rk = {compiler.row_rk('k')} WHERE {' AND '.join(where)} "
         f"ORDER BY k.{column} {'DESC' if descending else 'ASC'}, r.rk LIMIT ?"
     )
-    # with no filter the walk stops at the page; with one, it may walk far to fill it
-    return SearchStatement(sql, params, 1, f"sorted:{table}", None if parts else plan.count + 1)
+    return sql, params, not parts
 
 
 def _phase_two(
-    compiler: Compiler,
-    plan: QueryPlan,
-    parts: list[Predicate],
-    table: str,
-    flag: int,
-    pid: int,
-    missing: Any,
-    after_rk: int | None,
-) -> SearchStatement:
+    compiler: Compiler, plan: QueryPlan, table: str, flag: int, missing: Any, after: bool
+) -> Built | None:
+    pid = compiler.pid_of(plan.sort[0].param)
+    if pid is None:
+        return None
+    parts = _parts(plan.where)
     params: list[Any] = [missing]
     where = _resource_filters(compiler, plan, parts, params)
     inner = [
@@ -437,9 +552,9 @@ def _phase_two(
     ]
     params.append(pid)
     where.append(f"NOT EXISTS (SELECT 1 FROM {compiler.by_key(table, 'k')} WHERE {' AND '.join(inner)})")
-    if after_rk is not None:
+    if after and plan.after is not None:
         where.append("r.rk > ?")
-        params.append(after_rk)
-    params.append(plan.count + 1)
+        params.append(plan.after[1])
+    params.append(derive(_plus_one, plan.count))
     sql = f"SELECT {_COLUMNS}, ? AS k0 FROM resource r WHERE {' AND '.join(where)} ORDER BY r.rk LIMIT ?"
-    return SearchStatement(sql, params, 1, "sorted:missing")
+    return sql, params, None

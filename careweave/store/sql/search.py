@@ -6,7 +6,11 @@ Rules:
 2. Includes follow references from the page's matches (``_include``) or find resources pointing at
    them (``_revinclude``); ``:iterate`` repeats over what was added, at most :data:`MAX_ROUNDS`
    rounds and :data:`MAX_INCLUDES` resources. A resource appears once, matches first.
-3. On SQLite, a search whose plan is bounded (a small index driver, cheap checks, no total) runs
+3. Statements are compiled once per plan shape (:class:`StatementCache`, owned by the store): two
+   searches that differ only in their values run the same statement texts with their own values
+   bound. A shape is per tenant and parameter generation; one compiled while some parameter key
+   had no storage id is compiled again once the key has one.
+4. On SQLite, a search whose plan is bounded (a small index driver, cheap checks, no total) runs
    on the calling thread (:func:`search_inline`) within a time budget; any other, or one
    that overruns, runs on the reader pool. The probes only choose statements, so a plan made on
    one connection runs on another; one statement needs no explicit read transaction.
@@ -15,20 +19,36 @@ Rules:
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from careweave.search.plan import QueryPlan
 from careweave.store.base import SearchPage, StoredResource
-from careweave.store.sql.compile import SQLITE, Compiler, Dialect, PidOf
+from careweave.store.sql.compile import (
+    SQLITE,
+    Compiler,
+    Derived,
+    Dialect,
+    PidOf,
+    Slot,
+    plan_shape,
+    slotted_plan,
+)
 from careweave.store.sql.components import Sql
 from careweave.store.sql.query import (
+    MARKERS,
     PROBE_CAP,
+    Build,
+    Built,
     SearchStatement,
-    count_statement,
-    search_statement,
-    sorted_scan,
+    direct,
+    page_statements,
+    plan_count,
+    probed_page,
 )
 
 __all__ = [
@@ -37,6 +57,7 @@ __all__ = [
     "MAX_INCLUDES",
     "MAX_ROUNDS",
     "PreparedSearch",
+    "StatementCache",
     "prepare_search",
     "run_search",
     "search_inline",
@@ -49,7 +70,7 @@ INLINE_CANDIDATES = 256  # a bounded search examines at most this many candidate
 # a busy machine's p99 already overran, and each overrun is done twice)
 INLINE_BUDGET_S = 0.001
 _WALL_FACTOR = 20  # or after this many times as much wall time (waiting for the disk, preempted)
-_PROGRESS_STEPS = 200
+_PROGRESS_STEPS = 1000  # (a Python call each time: about 10-20 µs of VM work apart)
 
 Found = tuple[int, StoredResource]  # rk, resource
 
@@ -78,19 +99,112 @@ class PreparedSearch:
 
 
 def prepare_search(
-    conn: Sql, compiler: Compiler, plan: QueryPlan, probe_cap: int = PROBE_CAP
+    conn: Sql,
+    compiler: Compiler,
+    plan: QueryPlan,
+    probe_cap: int = PROBE_CAP,
+    cache: StatementCache | None = None,
+    generation: int = 0,
 ) -> PreparedSearch:
-    """Plan ``plan`` (the probes run on ``conn``) and compile its statements. With a
-    ``probe_cap`` below PROBE_CAP the result may be unsettled (only a quick look)."""
+    """Plan ``plan`` (the probes run on ``conn``) and compile its statements, or take them from
+    ``cache`` (``generation``: the tenant's parameter generation). With a ``probe_cap`` below
+    PROBE_CAP the result may be unsettled (only a quick look)."""
+    build = direct(compiler, plan) if cache is None else cache.builder(compiler, plan, generation)
     count = None
     if plan.total in ("accurate", "estimate") or plan.count == 0:
-        count = count_statement(conn, compiler, plan)
+        count = plan_count(conn, build, plan)
     if plan.count == 0:
         return PreparedSearch(count, [])
-    scan = sorted_scan(conn, compiler, plan, probe_cap)
-    if scan is None:
-        scan = [search_statement(conn, compiler, plan, probe_cap)]
-    return PreparedSearch(count, scan)
+    return PreparedSearch(count, page_statements(conn, build, plan, probe_cap))
+
+
+class _Template:
+    """One statement compiled for a shape: its text, its constant parameters, and where the
+    search's own values go (Slots and values derived from them)."""
+
+    __slots__ = ("fills", "info", "params", "sql")
+
+    def __init__(self, sql: str, params: list[Any], info: Any) -> None:
+        if "Slot object" in sql or "Derived object" in sql:
+            raise AssertionError(f"a value was written into the statement text: {sql}")
+        self.sql = sql
+        self.info = info
+        self.fills = [(i, p) for i, p in enumerate(params) if isinstance(p, (Slot, Derived))]
+        self.params = [None if isinstance(p, (Slot, Derived)) else p for p in params]
+
+    def bind(self, values: list[Any]) -> Built:
+        params = self.params.copy()
+        for i, ref in self.fills:
+            params[i] = ref.get(values)
+        return self.sql, params, self.info
+
+
+class _Shape:
+    """The statements compiled for one plan shape, by what they are (probe i, page, count...)."""
+
+    __slots__ = ("plan", "templates", "unknown")
+
+    def __init__(self, plan: QueryPlan) -> None:
+        self.plan = plan  # the shape: the plan with Slots for its values
+        self.templates: dict[Hashable, _Template | None] = {}
+        self.unknown: set[str] = set()  # parameter keys that had no storage id when compiled
+
+    def builder(self, compiler: Compiler, values: list[Any]) -> Build:
+        def build(what: Hashable, fn: Callable[[Compiler, QueryPlan], Built | None]) -> Built | None:
+            if what in self.templates:
+                template = self.templates[what]
+            else:
+                template = self.templates[what] = self._compile(compiler, fn)
+            return None if template is None else template.bind(values)
+
+        return build
+
+    def _compile(
+        self, compiler: Compiler, fn: Callable[[Compiler, QueryPlan], Built | None]
+    ) -> _Template | None:
+        def pid_of(key: str) -> int | None:
+            pid = compiler.pid_of(key)
+            if pid is None:
+                self.unknown.add(key)
+            return pid
+
+        built = fn(Compiler(compiler.tid, pid_of, Slot(0), compiler.dialect), self.plan)
+        return None if built is None else _Template(*built)
+
+
+class StatementCache:
+    """Compiled statements by plan shape (least recently used ones dropped past ``size`` shapes),
+    keyed by tenant, its parameter generation and the dialect; safe to share between threads."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._shapes: OrderedDict[Hashable, _Shape] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+    def builder(self, compiler: Compiler, plan: QueryPlan, generation: int = 0) -> Build:
+        """A :data:`~careweave.store.sql.query.Build` giving ``plan``'s statements from its shape's."""
+        try:
+            shape_key, values = plan_shape(plan, compiler.now_ms, MARKERS)
+        except TypeError:  # a value of a kind shapes do not know: compile for this plan alone
+            return direct(compiler, plan)
+        key = (compiler.tid, generation, compiler.dialect.name, shape_key)
+        with self._lock:
+            shape = self._shapes.get(key)
+            if shape is not None:
+                self._shapes.move_to_end(key)
+        if shape is not None and shape.unknown and any(compiler.pid_of(k) is not None for k in shape.unknown):
+            shape = None  # a parameter has rows (and an id) since: its conditions are no longer FALSE
+        if shape is None:
+            shape = _Shape(slotted_plan(plan, MARKERS))
+            with self._lock:
+                self._shapes[key] = shape
+                self._shapes.move_to_end(key)
+                while len(self._shapes) > self._size:
+                    self._shapes.popitem(last=False)
+        return shape.builder(compiler, values)
 
 
 def run_search(
@@ -100,53 +214,80 @@ def run_search(
     plan: QueryPlan,
     dialect: Dialect = SQLITE,
     prepared: PreparedSearch | None = None,
+    cache: StatementCache | None = None,
+    generation: int = 0,
 ) -> SearchPage:
     """The page of ``plan``, in the caller's read transaction; ``prepared`` when planned already."""
     if prepared is None:
-        prepared = prepare_search(conn, Compiler(tid, pid_of, dialect=dialect), plan)
+        compiler = Compiler(tid, pid_of, dialect=dialect)
+        prepared = prepare_search(conn, compiler, plan, cache=cache, generation=generation)
     total: int | None = None
     if prepared.count is not None:
         sql, params = prepared.count
         total = int(conn.execute(sql, params).fetchone()[0])
     if plan.count == 0:
         return SearchPage([], [], total, None, None)
-    statement = prepared.page[0]
     rows: list[Any] = []
     for part in prepared.page:  # one statement, or a sorted scan's phases while the page is short
         params = part.params if not rows else [*part.params[:-1], plan.count + 1 - len(rows)]
         rows += conn.execute(part.sql, params).fetchall()  # (the last parameter is the LIMIT)
         if len(rows) > plan.count:
             break
+    return _assemble(conn, tid, pid_of, dialect, plan, prepared.page[0].keys, rows, total)
+
+
+def _assemble(
+    conn: Sql,
+    tid: int,
+    pid_of: PidOf,
+    dialect: Dialect,
+    plan: QueryPlan,
+    keys: int,
+    rows: list[Any],
+    total: int | None,
+) -> SearchPage:
+    """The page from its statements' rows (resource columns, then ``keys`` sort keys)."""
     more = len(rows) > plan.count
-    rows = rows[: plan.count]
+    if more:
+        rows = rows[: plan.count]
     backwards = plan.before is not None
     if backwards:
         rows.reverse()
-    found: list[Found] = [
-        (row[0], StoredResource(row[1], row[2], row[3], row[4], False, row[5])) for row in rows
-    ]
-
-    def keys(row: Any) -> tuple[Any, ...]:
-        return (*row[6 : 6 + statement.keys], row[0])
-
-    if backwards:
-        next_after = keys(rows[-1]) if rows else None
-        prev_before = keys(rows[0]) if rows and more else None
-    else:
-        next_after = keys(rows[-1]) if rows and more else None
-        prev_before = keys(rows[0]) if rows and plan.after is not None else None
+    matches = [StoredResource(row[1], row[2], row[3], row[4], False, row[5]) for row in rows]
+    next_after = prev_before = None
+    if rows:
+        first, last = rows[0], rows[-1]
+        if backwards:
+            next_after = (*last[6 : 6 + keys], last[0])
+            if more:
+                prev_before = (*first[6 : 6 + keys], first[0])
+        else:
+            if more:
+                next_after = (*last[6 : 6 + keys], last[0])
+            if plan.after is not None:
+                prev_before = (*first[6 : 6 + keys], first[0])
     if total is None and plan.after is None and plan.before is None and not more:
-        total = len(found)
-    includes = _includes(conn, Compiler(tid, pid_of, dialect=dialect), plan, found) if plan.includes else []
-    return SearchPage([r for _, r in found], includes, total, next_after, prev_before)
+        total = len(matches)
+    includes: list[StoredResource] = []
+    if plan.includes:
+        found = [(row[0], r) for row, r in zip(rows, matches, strict=True)]
+        includes = _includes(conn, Compiler(tid, pid_of, dialect=dialect), plan, found)
+    return SearchPage(matches, includes, total, next_after, prev_before)
 
 
 def search_inline(
-    conn: sqlite3.Connection, tid: int, pid_of: PidOf, plan: QueryPlan, budget_s: float = INLINE_BUDGET_S
+    conn: sqlite3.Connection,
+    tid: int,
+    pid_of: PidOf,
+    plan: QueryPlan,
+    budget_s: float = INLINE_BUDGET_S,
+    cache: StatementCache | None = None,
+    generation: int = 0,
 ) -> tuple[SearchPage | None, PreparedSearch | None]:
     """Try ``plan`` on the calling thread (SQLite): plan it with probes capped just above
     :data:`INLINE_CANDIDATES`, and run it when the plan is :attr:`~PreparedSearch.bounded`, all
-    within ``budget_s`` seconds of this thread's CPU time (and 20 times as much wall time).
+    within ``budget_s`` seconds of wall time, or once that is spent, another ``budget_s`` of this
+    thread's CPU time (and at most 20 times as much wall time).
 
     A thread hop (about 80 µs of CPU time, measured) costs as much as a bounded search's own
     work, so the event loop runs those itself; the budget (checked by SQLite's progress handler
@@ -160,25 +301,41 @@ def search_inline(
         return None, None  # a total visits every match: never inline
     if conn.in_transaction:
         return None, None  # (someone's snapshot: leave it alone)
-    cpu_limit = time.thread_time() + budget_s
     start = time.perf_counter()
     soft, hard = start + budget_s, start + budget_s * _WALL_FACTOR
     late: list[bool] = []
+    cpu_limit: list[float] = []
 
     def progress() -> int:
         now = time.perf_counter()  # (CPU time never runs ahead of wall time: ask it only then)
-        if now > soft and (now > hard or time.thread_time() > cpu_limit):
+        if now <= soft:
+            return 0
+        if not cpu_limit:
+            # the thread's CPU clock is a system call: read only once the budget's wall time is
+            # spent (up to budget_s of CPU spent before it), then allow budget_s more
+            cpu_limit.append(time.thread_time() + budget_s)
+        if now > hard or time.thread_time() > cpu_limit[0]:
             late.append(True)
             return 1
         return 0
 
     conn.set_progress_handler(progress, _PROGRESS_STEPS)
     try:
-        prepared = prepare_search(conn, Compiler(tid, pid_of), plan, INLINE_CANDIDATES + 1)
+        compiler = Compiler(tid, pid_of)
+        found = _probed(conn, tid, pid_of, compiler, plan, cache, generation)
+        if found is not None:
+            return found
+        prepared = prepare_search(conn, compiler, plan, INLINE_CANDIDATES + 1, cache, generation)
         if not prepared.bounded:
             return None, prepared if prepared.settled else None
-        if not _single_statement(plan, prepared):  # one statement is its own snapshot
-            conn.execute("BEGIN")
+        if not plan.includes and prepared.count is None:
+            # one statement is its own snapshot; so is a sorted scan's first phase when it fills
+            # the page (the next phase is then not needed)
+            first = prepared.page[0]
+            rows = conn.execute(first.sql, first.params).fetchall()
+            if len(rows) > plan.count or len(prepared.page) == 1:
+                return _assemble(conn, tid, pid_of, SQLITE, plan, first.keys, rows, None), prepared
+        conn.execute("BEGIN")
         return run_search(conn, tid, pid_of, plan, prepared=prepared), prepared
     except sqlite3.OperationalError:
         if not late:
@@ -190,8 +347,38 @@ def search_inline(
             conn.execute("COMMIT")
 
 
-def _single_statement(plan: QueryPlan, prepared: PreparedSearch) -> bool:
-    return not plan.includes and prepared.count is None and len(prepared.page) == 1
+def _probed(
+    conn: sqlite3.Connection,
+    tid: int,
+    pid_of: PidOf,
+    compiler: Compiler,
+    plan: QueryPlan,
+    cache: StatementCache | None,
+    generation: int,
+) -> tuple[SearchPage | None, PreparedSearch | None] | None:
+    """The page in one statement, the probe of the condition probed first in a column
+    (``query.probed_page``): when it has at most :data:`INLINE_CANDIDATES` rows, they are all the
+    candidates and the rows are the page (a smaller driver would give the same page). A single
+    condition with more: neither page nor plan (as a probe capped there leaves the choice open).
+    None when this does not apply, when no row came back, or when other conditions may drive
+    better (then the plan is made as usual)."""
+    cap = INLINE_CANDIDATES + 1
+    build = direct(compiler, plan) if cache is None else cache.builder(compiler, plan, generation)
+    found = probed_page(build, plan, cap)
+    if found is None:
+        return None
+    statement, alone = found
+    if plan.includes:
+        conn.execute("BEGIN")  # the includes are read in the page's snapshot
+    rows = conn.execute(statement.sql, statement.params).fetchall()
+    size = int(rows[0][-1]) if rows else cap
+    if size >= cap:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+        return (None, None) if rows and alone else None
+    statement.candidates = size
+    page = _assemble(conn, tid, pid_of, SQLITE, plan, statement.keys, rows, None)
+    return page, PreparedSearch(None, [statement])
 
 
 def _includes(conn: Sql, compiler: Compiler, plan: QueryPlan, matches: list[Found]) -> list[StoredResource]:

@@ -43,7 +43,7 @@ from careweave.store.sql.compile import Compiler
 from careweave.store.sql.components import COMPONENTS, Sql
 from careweave.store.sql.query import count_statement, search_statement, sorted_scan
 from careweave.store.sql.schema import INDEX_TABLES, MIGRATIONS, ROW_BITS, TENANT_TABLES
-from careweave.store.sql.search import run_search, search_inline
+from careweave.store.sql.search import StatementCache, run_search, search_inline
 from careweave.store.sql.writer import Writer
 
 __all__ = ["SqliteStore", "first_row_key"]
@@ -393,6 +393,7 @@ class SqliteStore:
         self._last_ms = 0
         self._local = threading.local()
         self._params = _Params()
+        self._statements = StatementCache()  # compiled search statements, by plan shape
         self._tenants: dict[
             str, tuple[tuple[int, int], bytes, Tenant]
         ] = {}  # parsed settings, re-used while unchanged
@@ -486,7 +487,14 @@ class SqliteStore:
 
     async def search(self, tenant: Tenant, plan: QueryPlan) -> SearchPage:
         here = self._reader()
-        page, prepared = search_inline(here, tenant.key, lambda key: self._params.lookup(here, key), plan)
+        page, prepared = search_inline(
+            here,
+            tenant.key,
+            lambda key: self._params.lookup(here, key),
+            plan,
+            cache=self._statements,
+            generation=tenant.params_generation,
+        )
         if page is not None:
             return page
 
@@ -495,7 +503,15 @@ class SqliteStore:
             conn.execute("BEGIN")
             try:
                 pid_of = partial(self._params.lookup, conn)
-                return run_search(conn, tenant.key, pid_of, plan, prepared=prepared)
+                return run_search(
+                    conn,
+                    tenant.key,
+                    pid_of,
+                    plan,
+                    prepared=prepared,
+                    cache=self._statements,
+                    generation=tenant.params_generation,
+                )
             finally:
                 conn.execute("COMMIT")
 
