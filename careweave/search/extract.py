@@ -13,6 +13,10 @@ Rules:
 3. date: date/dateTime/instant at their precision, Period (open ends are infinite), Timing events
    and bounds. number: numbers as points, Range as [low, high]. quantity: Quantity and its
    specialisations by (system, code), also by unit when there is no code; Money by currency.
+4. :func:`emitter` gives the function ``(rows, value)`` for one parameter, one FHIR type and one
+   element path, for the indexer's compiled accessors: the same rows as the function for the
+   parameter's type, with what the type and path decide settled once (the system a ``code``
+   implies, the branch a CodeableConcept takes).
 """
 
 from __future__ import annotations
@@ -21,13 +25,21 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from careweave.fhir.model import parse_reference
 from careweave.search.index import IndexRows
-from careweave.search.values import NEG_INF, POS_INF, date_range, normalise, soundex
+from careweave.search.values import (
+    NEG_INF,
+    POS_INF,
+    memo_date_range,
+    memo_normalise,
+    normalise,
+    reference_of,
+    soundex,
+)
 
-__all__ = ["EXTRACTORS", "MAX_INDEX_STRING", "Extractor"]
+__all__ = ["EXTRACTORS", "MAX_INDEX_STRING", "Emit", "Extractor", "emitter"]
 
 Extractor = Callable[[IndexRows, str, Any, str, "Context"], None]
+Emit = Callable[[IndexRows, Any], None]
 
 _STRING_PARTS = {
     "HumanName": ("family", "given", "prefix", "suffix", "text"),
@@ -102,7 +114,7 @@ def _coding(rows: IndexRows, key: str, coding: Any) -> None:
         )
     display = coding.get("display")
     if isinstance(display, str) and display.strip():
-        rows.token_texts.append((key, normalise(display)))
+        rows.token_texts.append((key, memo_normalise(display)))
 
 
 def token_rows(
@@ -111,11 +123,7 @@ def token_rows(
     if type_ == "Coding":
         _coding(rows, key, value)
     elif type_ == "CodeableConcept" and isinstance(value, dict):
-        for coding in value.get("coding", ()):
-            _coding(rows, key, coding)
-        text = value.get("text")
-        if isinstance(text, str) and text.strip():
-            rows.token_texts.append((key, normalise(text)))
+        _codeable(rows, key, value)
     elif type_ == "Identifier" and isinstance(value, dict):
         _identifier(rows, key, value)
     elif type_ == "ContactPoint" and isinstance(value, dict):
@@ -129,6 +137,14 @@ def token_rows(
         rows.tokens.append((key, None, value, 0))
     elif isinstance(value, (int, Decimal, float)) and not isinstance(value, bool):
         rows.tokens.append((key, None, str(value), 0))
+
+
+def _codeable(rows: IndexRows, key: str, value: dict[str, Any]) -> None:
+    for coding in value.get("coding", ()):
+        _coding(rows, key, coding)
+    text = value.get("text")
+    if isinstance(text, str) and text.strip():
+        rows.token_texts.append((key, memo_normalise(text)))
 
 
 def _identifier(rows: IndexRows, key: str, ident: dict[str, Any]) -> None:
@@ -145,7 +161,7 @@ def _identifier(rows: IndexRows, key: str, ident: dict[str, Any]) -> None:
                 rows.tokens.append((f"{key}:of-type", of_type, val, 0))
         text = kind.get("text")
         if isinstance(text, str) and text.strip():
-            rows.token_texts.append((key, normalise(text)))
+            rows.token_texts.append((key, memo_normalise(text)))
 
 
 # -- reference -------------------------------------------------------------------------------
@@ -177,7 +193,7 @@ def reference_rows(rows: IndexRows, key: str, value: Any, type_: str, ctx: Conte
 def _reference_string(rows: IndexRows, key: str, ref: str) -> None:
     if ref.startswith("#"):
         return  # contained: not searchable outside its container
-    parsed = parse_reference(ref)
+    parsed = reference_of(ref)
     if parsed is None:
         rows.references.append((key, None, None, ref, 0))
     elif parsed.base is None:
@@ -189,12 +205,12 @@ def _reference_string(rows: IndexRows, key: str, ref: str) -> None:
 # -- date ------------------------------------------------------------------------------------
 def date_rows(rows: IndexRows, key: str, value: Any, type_: str, ctx: Context) -> None:
     if isinstance(value, str):
-        found = date_range(value)
+        found = memo_date_range(value)
         if found is not None:
             rows.dates.append((key, found[0], found[1], 0))
     elif type_ == "Period" and isinstance(value, dict):
-        start = date_range(value["start"]) if isinstance(value.get("start"), str) else None
-        end = date_range(value["end"]) if isinstance(value.get("end"), str) else None
+        start = memo_date_range(value["start"]) if isinstance(value.get("start"), str) else None
+        end = memo_date_range(value["end"]) if isinstance(value.get("end"), str) else None
         if start is not None or end is not None:
             rows.dates.append((key, start[0] if start else NEG_INF, end[1] if end else POS_INF, 0))
     elif type_ == "Timing" and isinstance(value, dict):
@@ -294,6 +310,100 @@ EXTRACTORS: dict[str, Callable[..., None]] = {
     "uri": uri_rows,
     "special": special_rows,
 }
+
+
+# -- emitters (rule 4) ---------------------------------------------------------------------------
+def emitter(kind: str, key: str, type_: str, element_path: str | None, ctx: Context) -> Emit | None:
+    """The rows of a value of FHIR type ``type_`` found at ``element_path`` for the parameter
+    ``key`` of type ``kind``: ``EXTRACTORS[kind](rows, key, value, type_, ctx)``, with the branches
+    the type decides taken once. None when parameters of that type have no rows."""
+    if kind == "token":
+        return _token_emitter(key, type_, element_path, ctx)
+    if kind == "reference" and type_ == "Reference":
+        return _reference_emitter(key, ctx)
+    if kind == "date" and type_ in _DATE_TYPES:
+        return _date_emitter(key, type_, ctx)
+    extract = EXTRACTORS.get(kind)
+    if extract is None:
+        return None
+
+    def emit(rows: IndexRows, value: Any) -> None:
+        extract(rows, key, value, type_, ctx)
+
+    return emit
+
+
+def _token_emitter(key: str, type_: str, element_path: str | None, ctx: Context) -> Emit:
+    def general(rows: IndexRows, value: Any) -> None:
+        token_rows(rows, key, value, type_, ctx, element_path)
+
+    if type_ == "Coding":
+
+        def coding(rows: IndexRows, value: Any) -> None:
+            _coding(rows, key, value)
+
+        return coding
+    if type_ in ("CodeableConcept", "Identifier"):
+        of_dict = _codeable if type_ == "CodeableConcept" else _identifier
+
+        def concept(rows: IndexRows, value: Any) -> None:
+            if value.__class__ is dict:
+                of_dict(rows, key, value)
+            else:
+                general(rows, value)
+
+        return concept
+    if type_ in ("ContactPoint", "boolean"):
+        return general
+    if type_ == "code":
+        system = ctx.system_for_code(element_path)
+
+        def code(rows: IndexRows, value: Any) -> None:
+            if value.__class__ is str:
+                rows.tokens.append((key, system, value, 0))
+            else:
+                general(rows, value)
+
+        return code
+
+    def text(rows: IndexRows, value: Any) -> None:  # any other type: a string is its own code
+        if value.__class__ is str:
+            rows.tokens.append((key, None, value, 0))
+        else:
+            general(rows, value)
+
+    return text
+
+
+def _reference_emitter(key: str, ctx: Context) -> Emit:
+    identifier_key = f"{key}:identifier"
+
+    def reference(rows: IndexRows, value: Any) -> None:
+        if value.__class__ is not dict or "resourceType" in value:
+            reference_rows(rows, key, value, "Reference", ctx)
+            return
+        ref = value.get("reference")
+        if isinstance(ref, str):
+            _reference_string(rows, key, ref)
+        ident = value.get("identifier")
+        if isinstance(ident, dict):
+            system, val = ident.get("system"), ident.get("value")
+            if isinstance(val, str):
+                rows.tokens.append((identifier_key, system if isinstance(system, str) else None, val, 0))
+
+    return reference
+
+
+def _date_emitter(key: str, type_: str, ctx: Context) -> Emit:
+    def instant(rows: IndexRows, value: Any) -> None:
+        if value.__class__ is str:
+            found = memo_date_range(value)
+            if found is not None:
+                rows.dates.append((key, found[0], found[1], 0))
+        else:
+            date_rows(rows, key, value, type_, ctx)
+
+    return instant
 
 
 def is_stringish(type_: str) -> bool:

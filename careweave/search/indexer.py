@@ -14,6 +14,12 @@ Rules:
    is skipped likewise when, for every focus, some component reads an absent element. An indexer
    serves one registry (a tenant with its own parameters has its own indexer), so the plans never
    go stale.
+5. The fast path, per resource: which parameters apply depends only on the resource's type and its
+   top-level keys, so the list is worked out once per key set (:meth:`Indexer.selected`; a few
+   key sets per type in practice). A simple path runs as a walker (``PathAccessor.walker``) that
+   hands each value to the emitter for its type and element path (``extract.emitter``); a
+   composite's components are compiled once per focus context and read once per focus value,
+   however many composites share them. The rows are those of the general path, in the same order.
 """
 
 from __future__ import annotations
@@ -21,15 +27,15 @@ from __future__ import annotations
 import html
 import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
 from careweave.fhir.elements import ElementModel
 from careweave.fhir.fhirpath import Expression, FhirPathEngine, FhirPathError, Node
-from careweave.search.extract import EXTRACTORS, Context, token_rows
+from careweave.search.extract import EXTRACTORS, Context, emitter, token_rows
 from careweave.search.index import IndexRows
-from careweave.search.paths import PathAccessor, compile_path, compile_relative
+from careweave.search.paths import PathAccessor, Sink, compile_path, compile_relative
 from careweave.search.registry import SearchParam, SearchParamRegistry, split_expression
 from careweave.search.values import normalise
 
@@ -40,6 +46,7 @@ _TAG = re.compile(r"<[^>]+>")
 _MAX_CONTENT = 20_000
 _PATH_START = re.compile(r"\(*\s*([A-Z][A-Za-z]+)\.([a-z][A-Za-z0-9]*)")
 _RELATIVE_START = re.compile(r"\(*\s*(%resource\.)?([a-z][A-Za-z0-9]*)(?:\.|\s|\)|\Z)")
+_MAX_KEY_SETS = 512  # per resource type: beyond this many key sets, start again (rule 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +63,16 @@ class _Entry:
     accessor: PathAccessor | None  # a direct accessor when the expression is a simple path
     extract: Callable[..., None] | None
     kinds: tuple[str, ...]  # composites: each component's parameter type
+    walk: Sink | None  # the accessor's walker with the parameter's emitters (rule 5)
+    # composites, per (context, type) of a focus: each component's reader, or None for the engine
+    focus_readers: dict[tuple[str, str], list[_Reader] | None]
 
 
 Plan = list[_Entry]
+# a composite's component compiled for one focus context (rule 5): its position, the walker that
+# collects its (value, type, element path) items, whether it reads the resource (%resource.), and
+# its parameter type
+_Reader = tuple[int, Sink, bool, str]
 
 
 def _top_elements(type_: str, expression: str) -> frozenset[str] | None:
@@ -151,6 +165,9 @@ class Indexer:
         self._plans: dict[str, Plan] = {}
         self._relatives: dict[tuple[str, str], tuple[PathAccessor, bool] | None] = {}
         self._names: dict[str, dict[str, str]] = {}  # type -> JSON key -> its element's name
+        self._selected: dict[str, dict[tuple[str, ...], list[_Entry]]] = {}  # type -> keys -> entries
+        # (focus context, focus type, component expression, resource type) -> walker, from root
+        self._readers: dict[tuple[str, str, str, str], tuple[Sink, bool] | None] = {}
         self.failures: dict[str, str] = {}
 
     def plan(self, type_: str) -> Plan:
@@ -175,6 +192,11 @@ class Indexer:
         model = self._engine.model
         composite = param.type == "composite"
         fast = self._fast
+        accessor = compile_path(model, type_, expression) if fast else None
+        walk = None
+        if accessor is not None and not composite:
+            ctx, kind, key = self._ctx, param.type, param.key
+            walk = accessor.walker(type_, lambda code, path, _: emitter(kind, key, code, path, ctx))
         return _Entry(
             param=param,
             key=param.key,
@@ -187,9 +209,11 @@ class Indexer:
                 if composite and fast
                 else None
             ),
-            accessor=compile_path(model, type_, expression) if fast else None,
+            accessor=accessor,
             extract=EXTRACTORS.get(param.type),
             kinds=self._component_kinds(param) if composite else (),
+            walk=walk,
+            focus_readers={},
         )
 
     def _present(self, type_: str, resource: dict[str, Any]) -> set[str]:
@@ -210,36 +234,55 @@ class Indexer:
             present.add(name)
         return present
 
+    def selected(self, type_: str, resource: dict[str, Any]) -> list[_Entry]:
+        """The entries of the type's plan that can give rows for a resource with these top-level
+        keys (rules 4 and 5): those reading no present element, and fast entries whose walker
+        can reach no emitter, are left out."""
+        by_keys = self._selected.get(type_)
+        if by_keys is None:
+            by_keys = self._selected[type_] = {}
+        keys = tuple(resource)
+        found = by_keys.get(keys)
+        if found is None:
+            present = self._present(type_, resource)
+            found = []
+            for entry in self.plan(type_):
+                reads = entry.reads
+                if reads is not None and reads.isdisjoint(present):
+                    continue
+                needs = entry.needs
+                if needs is not None and not any(need <= present for need in needs):
+                    continue
+                if entry.accessor is not None:
+                    if entry.type != "composite":
+                        if entry.walk is None:
+                            continue  # its values have no rows (a parameter type without an extractor)
+                    elif not self._may_compose(entry, type_, resource.keys()):
+                        continue
+                found.append(entry)
+            if len(by_keys) >= _MAX_KEY_SETS:
+                by_keys.clear()
+            by_keys[keys] = found
+        return found
+
     def index(self, resource: dict[str, Any]) -> IndexRows:
         rows = IndexRows()
         type_ = resource.get("resourceType", "")
         root: Node | None = None
-        present = self._present(type_, resource)
         seen: dict[Any, list[Node]] = {}
-        ctx = self._ctx
-        for entry in self.plan(type_):
-            reads = entry.reads
-            if reads is not None and reads.isdisjoint(present):
-                continue
-            needs = entry.needs
-            if needs is not None and not any(need <= present for need in needs):
-                continue
-            accessor = entry.accessor
-            kind = entry.type
+        memo: dict[tuple[int, Sink, str], list[Component]] = {}
+        for entry in self.selected(type_, resource):
             try:
-                if kind == "composite":
-                    if accessor is not None and self._composite_fast(rows, entry, accessor, resource, type_):
-                        continue
-                elif accessor is not None:
-                    extract = entry.extract
-                    if extract is None:
-                        continue
-                    if kind == "token":
-                        for value, value_type, _, path in accessor.cursors(resource, type_):
-                            token_rows(rows, entry.key, value, value_type, ctx, path)
-                    else:
-                        for value, value_type, _, _ in accessor.cursors(resource, type_):
-                            extract(rows, entry.key, value, value_type, ctx)
+                walk = entry.walk
+                if walk is not None:
+                    walk(rows, resource)
+                    continue
+                kind = entry.type
+                if (
+                    kind == "composite"
+                    and entry.accessor is not None
+                    and self._composite_fast(rows, entry, resource, type_, memo)
+                ):
                     continue
                 if root is None:
                     root = self._engine.node(resource)
@@ -284,37 +327,111 @@ class Indexer:
         self,
         rows: IndexRows,
         entry: _Entry,
-        focus: PathAccessor,
         resource: dict[str, Any],
         type_: str,
+        memo: dict[tuple[int, Sink, str], list[Component]],
     ) -> bool:
         """Composite rows through accessors; False (nothing written) when a component needs the
-        engine."""
+        engine. ``memo`` holds each component's items per focus value for this resource: several
+        composites read the same components of the same focus."""
+        assert entry.accessor is not None
         kinds = entry.kinds
-        components = entry.param.components
-        # the value components first: they are the ones most often absent (an Observation has one
-        # value[x]), and a component without items means no rows for this focus at all
-        order = [*range(1, len(kinds)), 0]
-        combos: list[tuple[Any, ...]] = []
-        for value, value_type, context, _ in focus.cursors(resource, type_):
-            values: list[list[Component]] = [[] for _ in kinds]
-            for i in order:
-                found = self._relative(context, components[i].expression, type_)
-                if found is None:
-                    return False
-                accessor, from_root = found
-                items = (
-                    accessor.values(resource, type_)
-                    if from_root
-                    else accessor.values(value, value_type, context)
+        n = len(kinds)
+        ctx = self._ctx
+        combos: list[tuple[Component, ...]] = []
+        for value, value_type, context, _ in entry.accessor.cursors(resource, type_):
+            readers = entry.focus_readers.get((context, value_type), _UNSET)
+            if readers is _UNSET:
+                readers = entry.focus_readers[(context, value_type)] = self._focus_readers(
+                    entry, context, value_type, type_
                 )
-                values[i] = _component_items(kinds[i], items, self._ctx)
-                if not values[i]:
+            if readers is None:
+                return False
+            values: list[Any] = [None] * n
+            for i, walk, from_root, kind in readers:
+                target = resource if from_root else value
+                key = (id(target), walk, kind)
+                found = memo.get(key)
+                if found is None:
+                    items: list[tuple[Any, str, str]] = []
+                    walk(items, target)
+                    found = memo[key] = _component_items(kind, items, ctx) if items else []
+                if not found:
                     break
+                values[i] = found
             else:
                 combos.extend(itertools.product(*values))
-        rows.composites.extend(_composite_row(entry.key, combo) for combo in combos)
+        if combos:
+            key_ = entry.key
+            rows.composites.extend([_composite_row(key_, combo) for combo in combos])
         return True
+
+    def _may_compose(self, entry: _Entry, type_: str, keys: Set[str]) -> bool:
+        """False when a composite surely has no rows for a resource with these top-level JSON keys:
+        for each part of its focus, the part or one of the components it needs finds nothing
+        (rule 5; ``_composite_needs`` tells the same by element names, not JSON keys)."""
+        assert entry.accessor is not None
+        bare = None
+        for part in entry.accessor.part_keys():
+            if part is not None and part.isdisjoint(keys):
+                continue  # this part has no focus
+            if bare is None:
+                # the components on the resource itself: where a bare-type focus reads them all,
+                # and where %resource components read, whatever the focus
+                bare = self._component_keys(entry, type_)
+            if any(
+                needed is not None and needed.isdisjoint(keys)
+                for needed, from_root in bare
+                if part is None or from_root
+            ):
+                continue
+            return True
+        return False
+
+    def _component_keys(self, entry: _Entry, type_: str) -> list[tuple[frozenset[str] | None, bool]]:
+        """Per component read from the resource (a bare-type focus or %resource), the JSON keys one
+        of which must be there for it to find anything; None where that cannot be told."""
+        out: list[tuple[frozenset[str] | None, bool]] = []
+        for component in entry.param.components:
+            found = self._relative(type_, component.expression, type_)
+            if found is None:
+                out.append((None, False))
+                continue
+            accessor, from_root = found
+            parts = accessor.part_keys()
+            keys = None if None in parts else frozenset().union(*parts)  # type: ignore[arg-type]
+            out.append((keys, from_root))
+        return out
+
+    def _focus_readers(
+        self, entry: _Entry, context: str, value_type: str, type_: str
+    ) -> list[_Reader] | None:
+        """The readers of a composite's components for a focus in ``context``, the value
+        components first (they are the ones most often absent: an Observation has one value[x],
+        and a component without items means no rows for this focus at all); None when one of
+        them needs the engine."""
+        components = entry.param.components
+        out = []
+        for i in [*range(1, len(entry.kinds)), 0]:
+            expression = components[i].expression
+            key = (context, value_type, expression, type_)
+            if key not in self._readers:
+                found = self._relative(context, expression, type_)
+                if found is None:
+                    self._readers[key] = None
+                else:
+                    accessor, from_root = found
+                    walk = (
+                        accessor.walker(type_, _collect)
+                        if from_root
+                        else accessor.walker(value_type, _collect, context)
+                    )
+                    self._readers[key] = (walk or _nothing, from_root)
+            reader = self._readers[key]
+            if reader is None:
+                return None
+            out.append((i, *reader, entry.kinds[i]))
+        return out
 
     def _component_kinds(self, param: SearchParam) -> tuple[str, ...]:
         kinds = []
@@ -343,6 +460,22 @@ class Indexer:
                 )
             for combo in itertools.product(*values):
                 rows.composites.append(_composite_row(entry.key, combo))
+
+
+_UNSET: Any = object()
+
+
+def _collect(type_code: str, path: str, context: str) -> Sink:
+    """A component's leaf: its (value, type, element path) items, as ``PathAccessor.values``."""
+
+    def collect(items: list[tuple[Any, str, str]], value: Any) -> None:
+        items.append((value, type_code, path))
+
+    return collect
+
+
+def _nothing(items: Any, value: Any) -> None:
+    return None
 
 
 def _element_path(node: Node) -> str | None:
@@ -403,11 +536,53 @@ _NOT_CONTENT = frozenset({"div", "resourceType", "id", "meta", "url", "system", 
 
 
 def _content(resource: dict[str, Any]) -> str:
-    """Every string value of the resource (not ids, urls, systems or references), for _content."""
+    """Every string value of the resource (not ids, urls, systems or references), for _content:
+    the last 2,000 of them in document order."""
+    out: list[str] = []
+    if resource.__class__ is dict:
+        try:
+            _dict_strings(resource, out)
+        except RecursionError:  # absurdly deep: the same strings, without recursion
+            out = _content_strings(resource)
+    if len(out) > _MAX_STRINGS:
+        out = out[-_MAX_STRINGS:]
+    return normalise(" ".join(out))[:_MAX_CONTENT]
+
+
+_MAX_STRINGS = 2000
+
+
+def _dict_strings(value: dict[str, Any], out: list[str]) -> None:
+    for k, v in value.items():
+        if k in _NOT_CONTENT:
+            continue
+        kind = v.__class__
+        if kind is str:
+            out.append(v)
+        elif kind is dict:
+            _dict_strings(v, out)
+        elif kind is list:
+            _list_strings(v, out)
+
+
+def _list_strings(values: list[Any], out: list[str]) -> None:
+    for v in values:
+        kind = v.__class__
+        if kind is str:
+            out.append(v)
+        elif kind is dict:
+            _dict_strings(v, out)
+        elif kind is list:
+            _list_strings(v, out)
+
+
+def _content_strings(resource: dict[str, Any]) -> list[str]:
+    """:func:`_content`'s strings with a stack of its own: the last ones first, stopping at the
+    2,000th."""
     out: list[str] = []
     stack: list[Any] = [resource]
     pop, push, keep = stack.pop, stack.append, out.append
-    while stack and len(out) < 2000:
+    while stack and len(out) < _MAX_STRINGS:
         value = pop()
         if value.__class__ is dict:
             for k, v in value.items():
@@ -418,4 +593,4 @@ def _content(resource: dict[str, Any]) -> str:
         elif value.__class__ is str:
             keep(value)
     out.reverse()
-    return normalise(" ".join(out))[:_MAX_CONTENT]
+    return out

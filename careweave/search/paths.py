@@ -13,6 +13,11 @@ Rules:
    differential test over every parameter of every resource type holds the two together.
 3. ``resolve() is X`` keeps references whose literal points at type X (``X/id``, an absolute URL
    ending in ``X/id``), as the engine's resolver-less ``resolve()`` does.
+4. :meth:`PathAccessor.walker` compiles an accessor once more, into nested closures that hand each
+   value to a sink chosen for its type and element path when the walker is built (indexing's
+   hot path): the same values in the same order as :meth:`PathAccessor.cursors`, without
+   building a cursor per value and step. A cast is decided when the walker is built, since every
+   step knows the types it yields.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from collections.abc import Callable
 from typing import Any
 
 from careweave.fhir.elements import ElementModel, choice_key
-from careweave.fhir.model import parse_reference
 from careweave.search.registry import split_expression
+from careweave.search.values import reference_of
 
-__all__ = ["PathAccessor", "compile_path", "compile_relative"]
+__all__ = ["Leaf", "PathAccessor", "Sink", "compile_path", "compile_relative"]
 
 _IDENT = r"[A-Za-z][A-Za-z0-9]*"
 _PART = re.compile(
@@ -46,6 +51,8 @@ _CAST_THEN_PATH = re.compile(
 Item = tuple[Any, str, str]  # a JSON value, its FHIR type code, its element path (Patient.gender)
 Cursor = tuple[Any, str, str, str]  # value, type, context of its children, element path
 Step = Callable[[list[Cursor]], list[Cursor]]
+Sink = Callable[[Any, Any], Any]  # (target, value): what a walker does with each value it finds
+Leaf = Callable[[str, str, str], Sink | None]  # (type, element path, child context) -> its sink
 
 
 class PathAccessor:
@@ -83,6 +90,100 @@ class PathAccessor:
             else:
                 out.extend(current)
         return out if out is not None else []
+
+    def part_keys(self) -> list[frozenset[str] | None]:
+        """Per part, the JSON keys one of which a value must have for the part to find anything in
+        it; None for a part that starts otherwise than with a child (the value itself, a filter)."""
+        return [
+            None if first is None else frozenset(key for key, _, _ in first._fixed)
+            for first, _ in self._parts
+        ]
+
+    def walker(self, resource_type: str, leaf: Leaf, context: str = "") -> Sink | None:
+        """A function ``(target, value)`` that calls ``leaf(type, path, context)``'s sink with
+        ``target`` and each value :meth:`cursors` would give for ``value`` (rule 4); None when
+        no value can reach a sink."""
+        start = context or resource_type
+        sinks = []
+        for first, steps in self._parts:
+            chain: list[Step] = [first, *steps] if first is not None else steps
+            sink = _walk(chain, 0, resource_type, start, start, leaf)
+            if sink is not None:
+                sinks.append(sink)
+        if not sinks:
+            return None
+        if len(sinks) == 1:
+            return sinks[0]
+        parts = tuple(sinks)
+
+        def union(target: Any, value: Any) -> None:
+            for sink in parts:
+                sink(target, value)
+
+        return union
+
+
+def _walk(steps: list[Step], i: int, type_code: str, context: str, path: str, leaf: Leaf) -> Sink | None:
+    """The sink for a value of ``type_code`` (its children in ``context``, found at ``path``)
+    that applies ``steps[i:]`` and hands what remains to the leaf's sink."""
+    if i == len(steps):
+        return leaf(type_code, path, context)
+    step = steps[i]
+    if isinstance(step, _Child):
+        branches = []
+        for key, code, child_context in step._fixed:
+            sink = _walk(steps, i + 1, code, child_context, context + step._name, leaf)
+            if sink is not None:
+                branches.append((key, sink))
+        return _child_sink(tuple(branches)) if branches else None
+    if isinstance(step, _Cast):
+        return _walk(steps, i + 1, type_code, context, path, leaf) if step.keeps(type_code) else None
+    rest = _walk(steps, i + 1, type_code, context, path, leaf)
+    if rest is None:
+        return None
+    keep = step.keep  # type: ignore[attr-defined]  # a _Resolves or a _FieldEquals
+
+    def filtered(target: Any, value: Any) -> None:
+        if keep(value):
+            rest(target, value)
+
+    return filtered
+
+
+def _child_sink(branches: tuple[tuple[str, Sink], ...]) -> Sink:
+    """The sink handing each child of a value (a list's items one by one) to its branch's sink."""
+    if len(branches) == 1:
+        ((key, sink),) = branches
+
+        def child(target: Any, value: Any) -> None:
+            if value.__class__ is dict:
+                found = value.get(key)
+                if found is None:
+                    return
+                if found.__class__ is list:
+                    for item in found:
+                        if item is not None:
+                            sink(target, item)
+                else:
+                    sink(target, found)
+
+        return child
+
+    def children(target: Any, value: Any) -> None:
+        if value.__class__ is not dict:
+            return
+        for key, sink in branches:
+            found = value.get(key)
+            if found is None:
+                continue
+            if found.__class__ is list:
+                for item in found:
+                    if item is not None:
+                        sink(target, item)
+            else:
+                sink(target, found)
+
+    return children
 
 
 def compile_path(model: ElementModel, type_: str, expression: str) -> PathAccessor | None:
@@ -225,39 +326,72 @@ class _Child:
         return out
 
 
-def _resolves_to(target: str) -> Step:
-    def step(items: list[Cursor]) -> list[Cursor]:
-        out = []
-        for item in items:
-            value = item[0]
-            ref = value.get("reference") if value.__class__ is dict else None
-            if isinstance(ref, str):
-                parsed = parse_reference(ref)
-                if parsed is not None and parsed.type == target:
-                    out.append(item)
-        return out
+class _Resolves:
+    """``.where(resolve() is X)``: references whose literal points at type X."""
 
-    return step
+    __slots__ = ("_target",)
+
+    def __init__(self, target: str) -> None:
+        self._target = target
+
+    def keep(self, value: Any) -> bool:
+        ref = value.get("reference") if value.__class__ is dict else None
+        if isinstance(ref, str):
+            parsed = reference_of(ref)
+            return parsed is not None and parsed.type == self._target
+        return False
+
+    def __call__(self, items: list[Cursor]) -> list[Cursor]:
+        keep = self.keep
+        return [item for item in items if keep(item[0])]
+
+
+class _FieldEquals:
+    """``.where(field='literal')``."""
+
+    __slots__ = ("_field", "_literal")
+
+    def __init__(self, field: str, literal: str) -> None:
+        self._field = field
+        self._literal = literal
+
+    def keep(self, value: Any) -> bool:
+        return value.__class__ is dict and value.get(self._field) == self._literal
+
+    def __call__(self, items: list[Cursor]) -> list[Cursor]:
+        keep = self.keep
+        return [item for item in items if keep(item[0])]
+
+
+class _Cast:
+    """``.as(T)``, ``.ofType(T)``, ``as T`` after a step that is not a child step: values of T or
+    of a type derived from it."""
+
+    __slots__ = ("_model", "_subtype", "_wanted")
+
+    def __init__(self, model: ElementModel, wanted: str) -> None:
+        self._model = model
+        self._wanted = wanted
+        self._subtype: dict[str, bool] = {}  # type code -> is it ``wanted`` or derived from it
+
+    def keeps(self, type_code: str) -> bool:
+        found = self._subtype.get(type_code)
+        if found is None:
+            found = self._subtype[type_code] = self._model.is_subtype(type_code, self._wanted)
+        return found
+
+    def __call__(self, items: list[Cursor]) -> list[Cursor]:
+        keeps = self.keeps
+        return [item for item in items if keeps(item[1])]
+
+
+def _resolves_to(target: str) -> Step:
+    return _Resolves(target)
 
 
 def _field_equals(field: str, literal: str) -> Step:
-    def step(items: list[Cursor]) -> list[Cursor]:
-        return [item for item in items if item[0].__class__ is dict and item[0].get(field) == literal]
-
-    return step
+    return _FieldEquals(field, literal)
 
 
 def _cast(model: ElementModel, wanted: str) -> Step:
-    subtype: dict[str, bool] = {}  # type code -> is it ``wanted`` or derived from it
-
-    def step(items: list[Cursor]) -> list[Cursor]:
-        out = []
-        for item in items:
-            found = subtype.get(item[1])
-            if found is None:
-                found = subtype[item[1]] = model.is_subtype(item[1], wanted)
-            if found:
-                out.append(item)
-        return out
-
-    return step
+    return _Cast(model, wanted)

@@ -8,6 +8,11 @@ Rules (FHIR R4 search.html):
    UTC; a value without a time zone is taken as UTC. Open ends are :data:`NEG_INF` / :data:`POS_INF`.
 3. A number in a search has an implied precision: ``100`` means ``[99.5, 100.5)``, ``100.00``
    means ``[99.995, 100.005)``, ``1e2`` means ``[50, 150)``. Stored numbers are points.
+4. :func:`date_range` counts days and milliseconds from the digits for years 2 to 9998 and builds
+   ``datetime`` values only at the calendar's ends (years 1 and 9999, where a range may overflow):
+   the same range or None either way. :func:`reference_of`, :func:`memo_date_range` and
+   :func:`memo_normalise` remember their last few thousand answers (indexing meets the same
+   references, dates and display texts again and again).
 """
 
 from __future__ import annotations
@@ -15,16 +20,21 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+
+from careweave.fhir.model import Reference, parse_reference
 
 __all__ = [
     "NEG_INF",
     "POS_INF",
     "PREFIXES",
     "date_range",
+    "memo_date_range",
+    "memo_normalise",
     "normalise",
     "number_range",
+    "reference_of",
     "soundex",
     "split_escaped",
     "split_prefix",
@@ -59,15 +69,109 @@ def _ms(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_DAY_MS = 86_400_000
+
+
 def date_range(value: str) -> tuple[int, int] | None:
     """The ``[lo, hi)`` milliseconds a FHIR date, dateTime or instant covers; None if not one."""
     m = _DATE_RE.match(value.strip())
     if m is None:
         return None
     try:
+        if 1 < int(m["y"]) < 9999:  # rule 4
+            return _counted(*m.groups())
         return _range(m)
     except (ValueError, OverflowError):
         return None
+
+
+def _counted(
+    y: str,
+    mo: str | None,
+    d: str | None,
+    hh: str | None,
+    mi: str | None,
+    ss: str | None,
+    frac: str | None,
+    tz: str | None,
+) -> tuple[int, int]:
+    """:func:`_range` by arithmetic, for a year between 2 and 9998; ValueError where a datetime
+    could not be built."""
+    year = int(y)
+    if mo is None:
+        lo = (date(year, 1, 1).toordinal() - _EPOCH_DAY) * _DAY_MS
+        return lo, (date(year + 1, 1, 1).toordinal() - _EPOCH_DAY) * _DAY_MS
+    month = int(mo)
+    if d is None:
+        first = date(year, month, 1).toordinal()
+        days = calendar.monthrange(year, month)[1]
+        return (first - _EPOCH_DAY) * _DAY_MS, (first + days - _EPOCH_DAY) * _DAY_MS
+    day = date(year, month, int(d)).toordinal() - _EPOCH_DAY
+    if hh is None:
+        return day * _DAY_MS, (day + 1) * _DAY_MS
+    hour, minute = int(hh), int(mi)  # type: ignore[arg-type]  # the pattern has minutes with hours
+    if hour > 23 or minute > 59:
+        raise ValueError("not a time of day")
+    offset = 0  # minutes east of UTC
+    if tz is not None and tz != "Z":
+        offset = int(tz[1:3]) * 60 + int(tz[4:6])
+        if offset >= 1440:
+            raise ValueError("not a time zone")  # as datetime.timezone says
+        if tz[0] == "-":
+            offset = -offset
+    lo = (day * 1440 + hour * 60 + minute - offset) * 60_000
+    if ss is not None:
+        lo += min(int(ss), 59) * 1000
+    if frac is not None:
+        lo += int((frac + "000")[:3])
+        return lo, lo + (1 if len(frac) >= 3 else 10 ** (3 - len(frac)))
+    return lo, lo + (1000 if ss is not None else 60_000)
+
+
+_MEMO_SIZE = 8192
+_dates: dict[str, tuple[int, int] | None] = {}
+_references: dict[str, Reference | None] = {}
+_normalised: dict[str, str] = {}
+_MEMO_TEXT = 100  # longer texts are rarely seen twice
+
+
+def memo_normalise(text: str) -> str:
+    """:func:`normalise`, remembered for short texts (rule 4)."""
+    try:
+        return _normalised[text]
+    except KeyError:
+        pass
+    found = normalise(text)
+    if len(text) <= _MEMO_TEXT:
+        if len(_normalised) >= _MEMO_SIZE:
+            _normalised.clear()
+        _normalised[text] = found
+    return found
+
+
+def memo_date_range(value: str) -> tuple[int, int] | None:
+    """:func:`date_range`, remembered (rule 4)."""
+    try:
+        return _dates[value]
+    except KeyError:
+        pass
+    if len(_dates) >= _MEMO_SIZE:
+        _dates.clear()
+    found = _dates[value] = date_range(value)
+    return found
+
+
+def reference_of(value: str) -> Reference | None:
+    """:func:`careweave.fhir.model.parse_reference`, remembered (rule 4)."""
+    try:
+        return _references[value]
+    except KeyError:
+        pass
+    if len(_references) >= _MEMO_SIZE:
+        _references.clear()
+    found = _references[value] = parse_reference(value)
+    return found
 
 
 def _range(m: re.Match[str]) -> tuple[int, int]:

@@ -13,6 +13,9 @@ Rules:
 4. Outcome of one evaluation: ``[True]`` or an empty result holds; ``[False]`` fails; any other
    non-empty result holds (FHIRPath's singleton truth). A failure is an issue with the
    constraint's severity, IssueType ``invariant`` and the key in ``details``.
+5. With careweave's engine, an invariant whose first terms test whether elements are there has a
+   :attr:`Invariant.shortcut` (:mod:`.shortcuts`): where it tells that the invariant holds, the
+   engine is not asked; everywhere else it is, so the outcome is always the engine's.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from careweave.fhir.elements import Constraint
+from careweave.fhir.validation.shortcuts import Shortcut, shortcut
 
 __all__ = [
     "NATIVE_KEYS",
@@ -57,6 +61,7 @@ class Invariant:
     human: str
     expression: str
     compiled: CompiledExpression
+    shortcut: Shortcut | None = None  # True on a typed focus where it surely holds (rule 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,7 @@ class InvariantTable:
             human=constraint.human,
             expression=expression,
             compiled=compiled,
+            shortcut=shortcut(self.engine, compiled),
         )
 
     def _skip(self, constraint: Constraint, where: str, reason: str) -> None:

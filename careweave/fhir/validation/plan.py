@@ -25,12 +25,13 @@ from careweave.fhir.elements import Element, ElementModel, TypeRef
 from careweave.fhir.validation.contexts import model_contexts
 from careweave.fhir.validation.expansion import Expansion
 from careweave.fhir.validation.invariants import Invariant, InvariantTable, SkippedInvariant
-from careweave.fhir.validation.primitives import PrimitiveCheck, build_primitive_checks
+from careweave.fhir.validation.primitives import PrimitiveCheck, build_primitive_checks, known_valid
 from careweave.fhir.validation.terminology import Terminology
 
 __all__ = ["COMPLEX", "PRIMITIVE", "RESOURCE", "BindingRule", "ContextPlan", "Plans", "Slot", "build_plans"]
 
 PRIMITIVE, COMPLEX, RESOURCE = 0, 1, 2
+_LOCAL_URI_TYPES = frozenset({"canonical", "uri", "url"})  # a "#..." value is a local reference
 
 BINDING_ALSO: Mapping[str, frozenset[str]] = {
     "CapabilityStatement.format": frozenset({"xml", "json", "ttl"}),
@@ -65,6 +66,9 @@ class Slot:
     # a primitive whose only check is its own (no binding, no invariants, not xhtml): a valid value
     # needs nothing else (but a local "#" reference in a uri type, which is noted)
     plain: bool = False
+    # a plain slot but of a uri type: the strings its check has found valid (the check's own set,
+    # primitives.known_valid); a value in it needs nothing at all
+    known_valid: set[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,8 @@ class Plans:
     resource_types: frozenset[str]
     skipped_invariants: tuple[SkippedInvariant, ...] = ()
     unchecked_bindings: tuple[tuple[str, str], ...] = ()  # (element path, value set url)
+    # valid relative references seen (``Patient/1`` -> ``Patient``): references.py, rule 4
+    relative_references: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -158,6 +164,8 @@ class _Builder:
         allowed = frozenset(t for t in targets if t in self.resource_types)
         binding = self._binding(element)
         invariants = own + tuple(inv for inv in of_type if inv.key not in seen)
+        check = self.checks.get(code) if kind == PRIMITIVE else None
+        plain = kind == PRIMITIVE and binding is None and not invariants and code != "xhtml"
         return Slot(
             key=key,
             name=element.name,
@@ -169,11 +177,12 @@ class _Builder:
             max=element.max,
             choice=element.choice,
             context=model.child_context(element, code) if kind == COMPLEX else "",
-            check=self.checks.get(code) if kind == PRIMITIVE else None,
+            check=check,
             binding=binding,
             targets=frozenset() if "Resource" in targets else allowed,
             invariants=invariants,
-            plain=kind == PRIMITIVE and binding is None and not invariants and code != "xhtml",
+            plain=plain,
+            known_valid=known_valid(check) if plain and code not in _LOCAL_URI_TYPES else None,
         )
 
     def _binding(self, element: Element) -> BindingRule | None:

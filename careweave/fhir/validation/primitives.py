@@ -10,6 +10,9 @@ Rules:
    boolean); decimal -> JSON number; every other primitive -> JSON string. Strings are never empty;
    a whitespace-only ``string``/``markdown`` is a warning (the spec says SHOULD NOT).
 4. ``xhtml`` is checked by :mod:`careweave.fhir.validation.xhtml`, not here.
+5. A string check remembers the short values it found valid (values recur: codes, systems, dates,
+   displays) and does not check them again; :func:`known_valid` hands the walker that set, so a
+   value already in it is not even passed to the check.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import date
 
 from careweave.fhir.elements import ElementModel
 
-__all__ = ["PrimitiveCheck", "Problem", "build_primitive_checks", "json_type_name"]
+__all__ = ["PrimitiveCheck", "Problem", "build_primitive_checks", "json_type_name", "known_valid"]
 
 _INT32_MIN = -(2**31)
 _INT32_MAX = 2**31 - 1
@@ -124,18 +127,28 @@ def _make_check(name: str, pattern: re.Pattern[str] | None) -> PrimitiveCheck:
                 return Problem("warning", "value", "should not be whitespace only")
             if _CONTROL.search(value):
                 return Problem("warning", "value", "should not contain control characters")
-            return None
-        if fullmatch is not None and fullmatch(value) is None:
-            clause = _explain(name, value) or f"is not a valid {name} ({_shown(value)})"
-            return Problem("error", "value", clause)
-        problem = semantic(value) if semantic is not None else None
+            problem = None
+        else:
+            if fullmatch is not None and fullmatch(value) is None:
+                clause = _explain(name, value) or f"is not a valid {name} ({_shown(value)})"
+                return Problem("error", "value", clause)
+            problem = semantic(value) if semantic is not None else None
         if problem is None and len(value) <= _MEMO_LENGTH:
             if len(valid) >= _MEMO_SIZE:
                 valid.clear()
             valid.add(value)
         return problem
 
+    check.known_valid = valid  # type: ignore[attr-defined]  # rule 5
     return check
+
+
+def known_valid(check: PrimitiveCheck | None) -> set[str] | None:
+    """The strings a check has found valid so far (rule 5): for any of them it returns None; the
+    set is the check's own, and grows and starts over as the check runs. None for a check that
+    keeps none (boolean, integer and decimal checks)."""
+    found = getattr(check, "known_valid", None)
+    return found if isinstance(found, set) else None
 
 
 def _shown(value: str) -> str:

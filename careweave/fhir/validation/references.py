@@ -11,6 +11,9 @@ Rules:
    known must be one of them.
 3. ``Reference.type``, when present, is a known resource type (or an absolute URL, for logical
    models), is allowed by the targets, and agrees with the type the reference names.
+4. A valid relative reference (``Type/id``, no query) names its type whatever the resource around
+   it: the plans remember the last few thousand (the same patients and encounters are referred to
+   again and again), and those are not parsed again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ _ABSOLUTE_TAIL = re.compile(rf"/([A-Z][A-Za-z]+)/({_ID})(?:/_history/({_ID}))?\Z
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
 _UUID = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _OID = re.compile(r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+")
+_REMEMBERED = 8192  # relative references per validator (rule 4)
 
 
 def check_reference(run: Run, slot: Slot, value: dict[str, Any], path: str, scope: Scope) -> None:
@@ -37,7 +41,9 @@ def check_reference(run: Run, slot: Slot, value: dict[str, Any], path: str, scop
     reference = value.get("reference")
     target: str | None = None
     if isinstance(reference, str) and reference:
-        target = reference_type(run, reference, f"{path}.reference", scope)
+        target = run.plans.relative_references.get(reference)  # rule 4
+        if target is None:
+            target = reference_type(run, reference, f"{path}.reference", scope)
     if target is not None and slot.targets and target not in slot.targets:
         run.error(
             "invalid",
@@ -128,6 +134,10 @@ def _relative_type(run: Run, reference: str, path: str, types: frozenset[str]) -
     if match.group(1) not in types:
         run.error("value", path, f"refers to an unknown resource type {match.group(1)!r}")
         return None
+    remembered = run.plans.relative_references
+    if len(remembered) >= _REMEMBERED:
+        remembered.clear()
+    remembered[reference] = match.group(1)
     return match.group(1)
 
 

@@ -12,7 +12,8 @@ Rules:
 3. Resources nested in ``contained``, ``Bundle.entry.resource``, ``Parameters.parameter.resource``
    (any element of type Resource) are validated as resources of their own ``resourceType``, with
    the location continuing from the parent's (``Bundle.entry[3].resource.subject``).
-4. Invariants run only on values that are present, after the value's own structure is walked.
+4. Invariants run only on values that are present, after the value's own structure is walked;
+   one whose shortcut tells from the typed value that it holds is not evaluated (invariants.py).
 5. Nothing here raises on user data: every JSON shape is type-tested before use, and content
    nested deeper than :data:`MAX_DEPTH` objects is reported (``too-costly``), not walked.
 """
@@ -106,7 +107,10 @@ def _walk_keys(run: Run, obj: dict[str, Any], plan: ContextPlan, path: str, scop
             )
         elif value is None:
             run.error("structure", f"{path}.{slot.segment}", "must not be null")
-        elif not (slot.plain and _valid_plain(slot, value)):
+        elif not (
+            (slot.known_valid is not None and value.__class__ is str and value in slot.known_valid)
+            or (slot.plain and _valid_plain(slot, value))
+        ):
             _value(run, slot, value, f"{path}.{slot.segment}", scope)
     for requirement in plan.required:
         count = 0
@@ -151,7 +155,10 @@ def _array(run: Run, obj: dict[str, Any], slot: Slot, value: object, path: str, 
         run.error("structure", base, f"has {len(value)} items but at most {slot.max} are allowed")
     extensions = obj.get("_" + slot.key) if slot.kind == PRIMITIVE else None
     plain = slot.plain
+    known = slot.known_valid
     for index, item in enumerate(value):
+        if known is not None and item.__class__ is str and item in known:
+            continue
         if item is None:
             aligned = type(extensions) is list and index < len(extensions) and extensions[index] is not None
             if not aligned:
@@ -295,6 +302,14 @@ def evaluate(
                 focus = run.typed(node, type_name, path)
             except Exception:  # an engine that cannot type the value still gets the bare value
                 focus = node
+            if focus is not node:  # typed: the invariants that surely hold need no evaluation
+                invariants = tuple(
+                    invariant
+                    for invariant in invariants
+                    if invariant.shortcut is None or not invariant.shortcut(focus)
+                )
+                if not invariants:
+                    return
         nodes = scope.nodes
         if nodes is None:
             nodes = scope.nodes = _resource_nodes(run.typed, resource, root_resource)
