@@ -16,7 +16,10 @@ MSH-10, so none is a duplicate. Rows:
   handler that only parses and ACKs (the transport).
 
 "CPU ms" is the server's CPU time (user + system, its worker processes included) per message
-over the measurement: the figure to compare when other work shares the cores.
+over the measurement: the figure to compare when other work shares the cores. A timed run does
+less work on a busy machine, and more of it is a feed's first pass (new content, every resource
+validated and written), which costs more per message: ``--messages N`` sends a fixed N messages
+per measurement instead (the same work whatever the load), for comparing CPU ms between runs.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# this checkout's careweave, unless PYTHONPATH names another (the server runs the same one)
+sys.path.insert(
+    0, (os.environ.get("PYTHONPATH") or str(Path(__file__).resolve().parents[1])).split(os.pathsep)[0]
+)
 
 import click
 from rich.console import Console
@@ -46,6 +52,7 @@ from careweave.hl7v2.mapping import MapOptions, map_message
 from careweave.hl7v2.mllp import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
+CODE = os.environ.get("PYTHONPATH") or str(ROOT)
 
 
 def feeds(patients: int = 400) -> dict[str, list[bytes]]:
@@ -79,12 +86,14 @@ class Server:
 
     def __init__(self, port: int, data: Path, workers: int) -> None:
         env = {**os.environ, "CAREWEAVE_SQLITE_SYNCHRONOUS": "FULL", "CAREWEAVE_LOG_LEVEL": "warning",
-               "CAREWEAVE_HL7_WORKERS": str(workers)}  # fmt: skip
+               "CAREWEAVE_HL7_WORKERS": str(workers), "PYTHONPATH": CODE}  # fmt: skip
         self.log = open(data.parent / f"mllp-{port}.log", "wb")  # noqa: SIM115
+        # started outside any checkout: ``python -c`` puts its working directory first on the path,
+        # which would run that checkout's careweave whatever PYTHONPATH says
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from careweave.cli import main; main()", "mllp", "--port", str(port),
              "--data", str(data)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=data.parent,
         )  # fmt: skip
         self.port = port
 
@@ -118,12 +127,15 @@ class Server:
         self.log.close()
 
 
-async def _sender(port: int, messages: list[bytes], until: float, out: list[float], tag: str) -> int:
+async def _sender(
+    port: int, messages: list[bytes], until: float, out: list[float], tag: str, count: int = 0
+) -> int:
+    """Send until ``until`` (perf_counter), or ``count`` messages when it is not 0."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     framer = Framer(1 << 24)
     sent = 0
     try:
-        while time.perf_counter() < until:
+        while sent < count if count else time.perf_counter() < until:
             raw = renumber(messages[sent % len(messages)], f"{tag}-{sent}")
             started = time.perf_counter()
             writer.write(frame(raw))
@@ -146,14 +158,16 @@ async def _sender(port: int, messages: list[bytes], until: float, out: list[floa
 
 
 async def load(
-    port: int, messages: list[bytes], connections: int, seconds: float, tag: str
+    port: int, messages: list[bytes], connections: int, seconds: float, tag: str, total: int = 0
 ) -> dict[str, float]:
+    """``seconds`` of load, or ``total`` messages (spread over the connections) when not 0."""
     latencies: list[float] = []
     share = len(messages) // connections or 1
+    each = -(-total // connections) if total else 0
     start = time.perf_counter()
     until = start + seconds
     counts = await asyncio.gather(*(
-        _sender(port, messages[c * share:(c + 1) * share] or messages, until, latencies, f"{tag}{c}")
+        _sender(port, messages[c * share:(c + 1) * share] or messages, until, latencies, f"{tag}{c}", each)
         for c in range(connections)
     ))  # fmt: skip
     elapsed = time.perf_counter() - start
@@ -232,7 +246,8 @@ async def measure(table: Table, data: dict[str, list[bytes]], args: dict[str, An
                         await load(server.port, messages, 2, 1.0, "W")  # warm up
                         for level in levels:
                             started, cpu = time.perf_counter(), server.cpu_seconds()
-                            r = await load(server.port, messages, level, seconds, f"{mode[0]}{w}{level}x")
+                            r = await load(server.port, messages, level, seconds, f"{mode[0]}{w}{level}x",
+                                           args["messages"])  # fmt: skip
                             settled = await backlog_cleared(Path(tmp) / "data" / "careweave.db")
                             r["processed"] = r["n"] / (settled - started)
                             r["cpu_ms"] = (server.cpu_seconds() - cpu) * 1000 / r["n"]
@@ -252,9 +267,13 @@ async def measure(table: Table, data: dict[str, list[bytes]], args: dict[str, An
 @click.option("--kinds", default="ADT,ORU", show_default=True)
 @click.option("--modes", default="original,enhanced", show_default=True)
 @click.option("--workers", default="0", show_default=True, help="server hl7_workers to compare (0,1)")
-def main(seconds: float, connections: str, kinds: str, modes: str, workers: str) -> None:
+@click.option("--messages", default=0, show_default=True, help="messages per row (instead of --seconds)")
+def main(seconds: float, connections: str, kinds: str, modes: str, workers: str, messages: int) -> None:
     data = feeds()
-    title = f"HL7 v2 gateway end to end over MLLP ({os.cpu_count()} cores, SQLite synchronous=FULL)"
+    import careweave
+
+    where = Path(careweave.__file__).resolve().parents[1]
+    title = f"HL7 v2 gateway end to end over MLLP ({os.cpu_count()} cores, SQLite synchronous=FULL, {where})"
     table = Table(title=title)
     columns = (
         "feed",
@@ -273,6 +292,7 @@ def main(seconds: float, connections: str, kinds: str, modes: str, workers: str)
     args = {
         "levels": [int(c) for c in connections.split(",")],
         "seconds": seconds,
+        "messages": messages,
         "kinds": kinds.split(","),
         "modes": modes.split(","),
         "workers": [int(w) for w in workers.split(",")],

@@ -19,10 +19,13 @@ Rules:
 3. A Patient is merged with its stored version first (``merge_patient``: links and retired
    records outlive later messages), and validated and indexed again, inside the write job, when
    that changed it.
+4. Inside one transaction (a commit group holds several messages: commit.py) a resource checked
+   or written once is not looked up again while the content to write is the same.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -163,22 +166,44 @@ def store(
     what now stands where. A resource whose stored version is one this gateway wrote or saw with
     the same content is left alone without reading its body (``writes.update`` would find it
     unchanged too, at the cost of parsing and re-serialising it). A Patient is merged with its
-    stored version first (links and retired records outlive later messages: ``merge_patient``)."""
+    stored version first (links and retired records outlive later messages: ``merge_patient``).
+
+    What one transaction has checked or written is not looked up again in it (rule 4): the
+    messages of a commit group share the facility, the application, clinicians and locations."""
     out = []
+    here = _checked(tx)
     for prepared, content in items:
         id = prepared.resource["id"]
         key = (tx.tenant.key, prepared.type, id)
-        seen = known.get(key)
+        now = here.get(key)
+        if now is not None and now[1] == content:
+            continue  # checked or written in this transaction with this content
+        seen = known.get(key) if now is None else None
         if seen is not None and seen[1] == content:
             current = tx.current(prepared.type, id)
             if current is not None and not current.deleted and current.version == seen[0]:
+                here[key] = seen
                 continue
         if prepared.type == "Patient":
             prepared = _merged(tx, prepared, remake)
         outcome = writes.update(tx, prepared, id)
         if outcome.stored is not None:
             out.append((key, outcome.stored.version, content))
+            here[key] = (outcome.stored.version, content)
     return out
+
+
+_CHECKED: weakref.WeakKeyDictionary[Transaction, dict[Key, tuple[int, bytes]]] = weakref.WeakKeyDictionary()
+
+
+def _checked(tx: Transaction) -> dict[Key, tuple[int, bytes]]:
+    """Rule 4: the resources whose current version (and mapped content) this transaction knows.
+    A transaction object lives for one run of one writer job (a rerun gets a new one), so what
+    it knows is never carried past a rollback."""
+    found = _CHECKED.get(tx)
+    if found is None:
+        found = _CHECKED[tx] = {}
+    return found
 
 
 def _merged(tx: Transaction, prepared: writes.Prepared, remake: Remake) -> writes.Prepared:

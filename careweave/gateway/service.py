@@ -9,6 +9,8 @@ Rules:
    the FHIR resources it maps to commit in one transaction; then AA is sent. A message that
    cannot be mapped or validated commits as ``error`` (AE), one refused for what it is (header,
    type, version) as ``rejected`` (AR).
+   Every write of a message goes through the group commit (:mod:`.commit`): messages handed
+   over together share one transaction and its COMMIT, and each is answered only after it.
 3. Enhanced mode (MSH-15 or MSH-16 valued): the raw message is committed as ``received`` and the
    commit ACK (CA) is sent at once if MSH-15 asks for it; processing follows in its own task
    (resources and the final status in one transaction), holding the message's place in line;
@@ -47,6 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from careweave.errors import CareweaveError, Category, error
+from careweave.gateway.commit import Coming, GroupCommit
 from careweave.gateway.delivery import AckSender, DeliveryConfig
 from careweave.gateway.mllp import Peer
 from careweave.gateway.ordering import KeyedLocks, Ticket, Turnstile
@@ -85,6 +88,8 @@ class GatewayConfig:
     ack_backoff: float = 2.0  # seconds before the first retry, doubling
     ack_backoff_max: float = 300.0
     backlog: int = 1000  # enhanced-mode messages received (CA sent) and not yet processed, at most
+    commit_linger: float = 0.002  # seconds a write may wait for others to share its commit (commit.py)
+    commit_group: int = 64  # messages written under one commit, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,7 @@ class Gateway:
         self._processing: set[asyncio.Task[None]] = set()  # enhanced mode, after the CA
         self._in_flight: set[int] = set()  # ids of received messages being processed
         self._backlog = asyncio.Semaphore(config.backlog)
+        self._group = GroupCommit(services.store, linger=config.commit_linger, max_group=config.commit_group)
 
     # -- receiving --------------------------------------------------------------------------------
     async def handle(self, payload: bytes, peer: Peer) -> bytes:
@@ -151,8 +157,17 @@ class Gateway:
         return await self._one_raw(payload, source, tenant, wait)
 
     async def _one_raw(self, raw: bytes, source: str, forced: Tenant | None, wait: bool) -> Received:
+        coming = self._group.coming()  # it may share the commit of the messages ahead of it
+        try:
+            return await self._one_work(raw, source, forced, wait, coming)
+        finally:
+            coming.done()
+
+    async def _one_work(
+        self, raw: bytes, source: str, forced: Tenant | None, wait: bool, coming: Coming
+    ) -> Received:
         if self._pool is None or len(raw) > self._pool.MAX_REQUEST:
-            return await self._one(study(raw, source, self._options), forced, wait)
+            return await self._one(study(raw, source, self._options), forced, wait, None, coming)
         number = self._turnstile.take()  # rule 6: the place in line is taken on arrival
         try:
             work = glance(raw, source)  # the worker parses the rest
@@ -174,7 +189,7 @@ class Gateway:
                 ticket = self._locks.enter(work.keys)
         finally:
             self._turnstile.give_up(number)
-        return await self._one(work, tenant, wait, ticket)
+        return await self._one(work, tenant, wait, ticket, coming)
 
     async def _batch(self, payload: bytes, source: str, tenant: Tenant | None, wait: bool) -> Received:
         try:
@@ -194,7 +209,12 @@ class Gateway:
         )
 
     async def _one(
-        self, work: Work, forced: Tenant | None, wait: bool, ticket: Ticket | None = None
+        self,
+        work: Work,
+        forced: Tenant | None,
+        wait: bool,
+        ticket: Ticket | None = None,
+        coming: Coming | None = None,
     ) -> Received:
         if ticket is None:
             ticket = self._locks.enter(work.keys)  # rule 6: our place in line is taken now
@@ -202,8 +222,12 @@ class Gateway:
         try:
             tenant = forced or await self._tenant_for(work.facility)
             if work.ready and work.enhanced and not wait:
+                if coming is not None:
+                    coming.done()
                 received, handed_over = await self._enhanced(tenant, work, ticket)
                 return received
+            if coming is not None:
+                coming.done()  # ready to write, or waiting for a message ahead (maybe in the group)
             await self._locks.wait(ticket)
             if not work.ready:
                 return await self._refuse(tenant, work, work.failure or Hl7v2Error("no mapping"))
@@ -263,7 +287,7 @@ class Gateway:
                             app_ack=new.app_ack, app_ack_state=app_state, now_ms=new.received_ms)  # fmt: skip
             return -claimed  # left received by a crash, or rejected before: now settled
 
-        done = await self.services.store.sql_write(job)
+        done = await self._group.write(tenant, lambda conn, tx: job(conn))
         if isinstance(done, InboxRow):
             return self._duplicate(done)
         log.info("hl7v2 message %d (%s) %s", done, work.kind or "unreadable", status)
@@ -297,7 +321,7 @@ class Gateway:
             return claimed, store(tx, prepared, known, remake)
 
         try:
-            done, written = await self.services.store.sql_write_tenant(tenant, job)
+            done, written = await self._group.write(tenant, job)
         except Exception as exc:
             if isinstance(exc, CareweaveError) and exc.category is Category.BUSY:
                 raise  # nothing stored, the sender gets AR and sends again
@@ -315,7 +339,7 @@ class Gateway:
             claimed = _claim(conn, new)
             return abs(claimed) if isinstance(claimed, int) else claimed
 
-        return await self.services.store.sql_write(receipt)
+        return await self._group.write(tenant, lambda conn, tx: receipt(conn))
 
     async def _enhanced(self, tenant: Tenant, work: Work, ticket: Ticket) -> tuple[Received, bool]:
         """Rule 3: commit the raw message and answer the commit ACK at once; processing follows
@@ -383,7 +407,7 @@ class Gateway:
             return store(tx, prepared, known, remake)
 
         try:
-            self._resources.remember(await self.services.store.sql_write_tenant(tenant, job))
+            self._resources.remember(await self._group.write(tenant, job))
         except Exception as exc:
             if (isinstance(exc, CareweaveError) and exc.category is Category.BUSY) or not prepared:
                 raise  # the row stays received: recovery or a resend processes it
@@ -402,7 +426,7 @@ class Gateway:
                             app_ack=application if app_state else None, app_ack_state=app_state,
                             now_ms=now_ms())  # fmt: skip
 
-        await self.services.store.sql_write(job)
+        await self._group.write(tenant, lambda conn, tx: job(conn))
         self._deliver(tenant, work, id, application, app_state)
         return Received(reply, application, ERROR, id)
 
@@ -572,6 +596,7 @@ class Gateway:
             await asyncio.wait_for(self.drain(), grace)
         for task in list(self._processing):
             task.cancel()
+        await self._group.close()
         if self._pool is not None:
             self._pool.close()
         await self._acks_out.close()

@@ -32,6 +32,10 @@ Rules:
 7. Index rows cross the pipe as plain tuples of their fields (:func:`_pack`, :func:`_unpack`):
    unpickling a slotted dataclass costs the parent, whose CPU is the scarce one, several times
    what building it from a tuple does. The mapping options are pickled once per pool.
+8. Results go back in batches: a worker that finishes a request while others wait in its pipe
+   holds the result (``_HOLD`` seconds at most, ``_IN_FLIGHT`` results at most) and sends what
+   it holds in one write when its pipe is empty. The parent reads several results per wake-up,
+   and their messages reach the writer together, to share a commit (commit.py).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import itertools
 import logging
 import multiprocessing
 import pickle
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -81,7 +86,8 @@ V = TypeVar("V")
 _RECENT = 4096  # resources a worker remembers as validated and indexed, by content
 _SEEN = 16_384  # contents seen once, by hash (SecondSight)
 _TRIAL = 512  # contents seen once, with their index rows (Recent)
-_IN_FLIGHT = 2  # requests sent to one worker and not answered yet, at most (rule 6)
+_IN_FLIGHT = 4  # requests sent to one worker and not answered yet, at most (rule 6)
+_HOLD = 0.002  # seconds a worker holds finished results while more requests wait (rule 8)
 
 
 Parts = tuple[Validate, Indexer]
@@ -284,7 +290,15 @@ def _serve(conn: Connection, build: Callable[[], Parts]) -> None:
         return map_and_prepare(raw, found, validate_profiles)
 
     calls: dict[str, Callable[..., Any]] = {"map": map_packed, "prepare": prepare_resources}
+    held: list[tuple[int, bool, Any]] = []  # finished, not sent yet (rule 8)
+    since = 0.0
     while True:
+        if held and (len(held) >= _IN_FLIGHT or time.monotonic() - since >= _HOLD or not conn.poll(0)):
+            try:
+                conn.send_bytes(pickle.dumps(held, protocol=pickle.HIGHEST_PROTOCOL))
+            except OSError:
+                return
+            held = []
         try:
             seq, name, args = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
@@ -293,7 +307,9 @@ def _serve(conn: Connection, build: Callable[[], Parts]) -> None:
             reply = (seq, True, _pack(calls[name](*args)))
         except Exception as exc:  # a bug: the caller gets an error, the worker goes on
             reply = (seq, False, type(exc).__name__)
-        conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+        if not held:
+            since = time.monotonic()
+        held.append(reply)
 
 
 @dataclass(slots=True)
@@ -374,17 +390,18 @@ class PreparePool:
 
     def _readable(self, link: _Link) -> None:
         try:
-            seq, ok, result = pickle.loads(link.conn.recv_bytes())
+            replies = pickle.loads(link.conn.recv_bytes())
         except (EOFError, OSError):
             self._lost(link)
             return
-        future = link.futures.pop(seq, None)
-        if future is None or future.done():
-            return
-        if ok:
-            future.set_result(_unpack(result))
-        else:
-            future.set_exception(RuntimeError(f"gateway worker: {result}"))
+        for seq, ok, result in replies:
+            future = link.futures.pop(seq, None)
+            if future is None or future.done():
+                continue
+            if ok:
+                future.set_result(_unpack(result))
+            else:
+                future.set_exception(RuntimeError(f"gateway worker: {result}"))
 
     def _lost(self, link: _Link) -> None:
         if not link.alive:

@@ -57,3 +57,50 @@ async def test_a_change_or_deletion_through_the_api_is_written_over_again(system
     assert (await client.delete("/fhir/Organization/o1")).status_code in (200, 204)
     assert await run(A) == [5]
     assert await run(A) == []
+
+
+class _Counting:
+    """A transaction that counts its lookups of current versions."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self.lookups = 0
+
+    def current(self, type: str, id: str) -> Any:
+        self.lookups += 1
+        return self._tx.current(type, id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+
+async def test_one_transaction_checks_a_shared_resource_once(system: System) -> None:
+    """The messages of a commit group share one transaction: a resource the first checked (or
+    wrote) with the same content is not looked up again by the next; other content is written."""
+    tenant, resources, run = await _setup(system)
+    assert await run(A) == [1]
+    remake = await resources.remaker(tenant)
+    a = (remake(A), orjson.dumps(A, option=orjson.OPT_SORT_KEYS))
+    b = (remake(B), orjson.dumps(B, option=orjson.OPT_SORT_KEYS))
+
+    def group(_: Sql, tx: Transaction) -> Any:
+        counting = _Counting(tx)
+        first = store(counting, [a], resources.stored, remake)  # type: ignore[arg-type]
+        after_first = counting.lookups
+        second = store(counting, [a], resources.stored, remake)  # type: ignore[arg-type]
+        third = store(counting, [b], resources.stored, remake)  # type: ignore[arg-type]
+        fourth = store(counting, [b], resources.stored, remake)  # type: ignore[arg-type]
+        return first, after_first, second, counting.lookups - after_first, third, fourth
+
+    first, after_first, second, more, third, fourth = await system.store.sql_write_tenant(tenant, group)
+    assert (first, after_first) == ([], 1)  # checked once: version 1 is still ours
+    assert (second, more) == ([], 1)  # not looked up again; the update to B looked it up once
+    assert [v for _, v, _ in third] == [2] and fourth == []  # written once, then known in here
+
+    def again(_: Sql, tx: Transaction) -> Any:  # another transaction checks for itself
+        counting = _Counting(tx)
+        store(counting, [b], resources.stored, remake)  # type: ignore[arg-type]
+        return counting.lookups
+
+    resources.remember(third)
+    assert await system.store.sql_write_tenant(tenant, again) == 1

@@ -262,3 +262,27 @@ async def test_the_parent_validates_a_content_once_when_it_comes_again_soon(
     second = await resources.prepared(tenant, bundles[1], None)
     assert prepared == [e["resource"]["resourceType"] for e in bundles[0]["entry"]] + ["Provenance"]
     assert [p for p, _ in first[:-1]] == [p for p, _ in second[:-1]]  # the same validated, indexed forms
+
+
+def test_a_worker_sends_what_it_finished_in_one_write_while_requests_wait() -> None:
+    """Rule 8: results held while more requests wait in the pipe go back together; a request
+    alone is answered at once."""
+    import multiprocessing
+    import threading
+
+    parent, child = multiprocessing.Pipe(duplex=True)
+    for seq in range(3):  # waiting before the worker reads its first one
+        parent.send_bytes(pickle.dumps((seq, "prepare", ([], False))))
+    thread = threading.Thread(target=workers._serve, args=(child, gateway_worker_parts), daemon=True)
+    thread.start()
+    try:
+        assert parent.recv_bytes() == b"ready"
+        together = pickle.loads(parent.recv_bytes())
+        assert [(seq, ok) for seq, ok, _ in together] == [(0, True), (1, True), (2, True)]
+        parent.send_bytes(pickle.dumps((3, "prepare", ([], False))))
+        assert parent.poll(5)
+        assert [seq for seq, _, _ in pickle.loads(parent.recv_bytes())] == [3]
+    finally:
+        parent.close()
+        thread.join(5)
+    assert not thread.is_alive()
