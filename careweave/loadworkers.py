@@ -12,7 +12,8 @@ Rules:
 2. Workers hold no state between chunks beyond what the initializer built; they never touch the
    store, so the parent's single writer keeps every write serial and durable.
 3. Results travel compactly: index rows and serialised resources pickle as their constructor's
-   arguments (a few C-level calls in the parent), not as dataclass state.
+   arguments (a few C-level calls in the parent), not as dataclass state, and stay pickled in the
+   parent until their write job unpickles them (``Prepared.pack``).
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ def init_worker(config: WorkerConfig) -> None:
 
 def prepare(chunk: Chunk) -> Prepared:
     assert _tools_here is not None, "init_worker was not run"
-    return prepare_chunk(chunk, _tools_here)
+    prepared = prepare_chunk(chunk, _tools_here)
+    prepared.pack()  # rule 3
+    return prepared
 
 
 class PoolPreparer:

@@ -13,7 +13,8 @@ Rules (FHIR R4 http.html, sections create, update, delete, conditional create/up
 6. A resource can be serialised ahead of its transaction (:func:`serialise`, bulk load does it in
    worker processes): its body is then joined around the version stamp, byte for byte the body
    :func:`update` would store, and compared with the current version without parsing when both
-   are the same bytes.
+   are the same bytes. A backend that can look many resources up at once offers
+   ``tx.prefetch(keys)``, called once per batch before the per-resource lookups.
 """
 
 from __future__ import annotations
@@ -80,11 +81,12 @@ _BETWEEN = b'","lastUpdated":"'
 def serialise(resource: dict[str, Any], index: IndexRows) -> Serialised:
     """``resource`` (with a valid ``id``) ready for :func:`update_serialised`."""
     body = _stamped(resource, "", "")
-    type_, id_ = resource["resourceType"], resource["id"]
-    head = orjson.dumps({"resourceType": type_, "id": id_})[:-1] + b',"meta":{"versionId":"'
-    # the stamp leads the body: resourceType, id, then meta with versionId and lastUpdated first
-    assert body.startswith(head + _BETWEEN)
-    return Serialised(type_, id_, head, body[len(head) + len(_BETWEEN) :], index)
+    # the stamp leads the body: resourceType, id (neither holds a quote), then meta with versionId
+    # (empty here) and lastUpdated first
+    cut = body.index(_BETWEEN)
+    head = body[:cut]
+    assert head.endswith(b'","meta":{"versionId":"'), head
+    return Serialised(resource["resourceType"], resource["id"], head, body[cut + len(_BETWEEN) :], index)
 
 
 def update_serialised(tx: Transaction, batch: Sequence[Serialised]) -> int:
@@ -92,6 +94,9 @@ def update_serialised(tx: Transaction, batch: Sequence[Serialised]) -> int:
     now = format_instant(tx.now_ms).encode()
     instants: dict[int, bytes] = {}  # the current versions' lastUpdated (a reload: a few values)
     stored = 0
+    prefetch = getattr(tx, "prefetch", None)  # a backend that looks up many resources at once
+    if prefetch is not None:
+        prefetch([(item.type, item.id) for item in batch])
     for item in batch:
         current = tx.current(item.type, item.id)
         if current is not None and not current.deleted and current.body is not None:
@@ -128,8 +133,10 @@ def _stamped(resource: dict[str, Any], version_id: str, last_updated: str) -> by
     old_meta = resource.get("meta")
     if isinstance(old_meta, dict):
         meta.update((k, v) for k, v in old_meta.items() if k not in ("versionId", "lastUpdated"))
-    out = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta}
-    out.update((k, v) for k, v in resource.items() if k not in out)
+    # resourceType, id and meta first, then the other elements in their order (a key set again
+    # keeps its place)
+    out = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **resource}
+    out["meta"] = meta
     return orjson.dumps(out)
 
 

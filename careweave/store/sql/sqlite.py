@@ -14,7 +14,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -60,18 +60,32 @@ _CURRENT = (
     "SELECT rk, version, updated_ms, deleted, body, ixmask FROM resource "
     "WHERE tid = ? AND type = ? AND id = ?"
 )
-_INSERT_RESOURCE = (
+# the current versions of many resources of one type (ids as a JSON array)
+_CURRENT_MANY = (
+    "SELECT id, rk, version, updated_ms, deleted, body, ixmask FROM resource "
+    "WHERE tid = ? AND type = ? AND id IN (SELECT value FROM json_each(?))"
+)
+# A transaction numbers its new resources and history rows itself, the numbers SQLite would give
+# them (one writer, and only a transaction writes these tables): SQLite numbers its first new
+# resource (the largest rk plus one), the others follow it; history.seq (AUTOINCREMENT, never
+# reused) continues from sqlite_sequence.
+_INSERT_FIRST_RESOURCE = (
     "INSERT INTO resource (tid, type, id, version, updated_ms, deleted, body, ixmask) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_RESOURCE = (
+    "INSERT INTO resource (rk, tid, type, id, version, updated_ms, deleted, body, ixmask) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPDATE_RESOURCE = (
     "UPDATE resource SET version = ?, updated_ms = ?, deleted = ?, body = ?, ixmask = ? "
     "WHERE tid = ? AND rk = ?"
 )
 _INSERT_HISTORY = (
-    "INSERT INTO history (tid, rk, type, id, version, updated_ms, method, body) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO history (seq, tid, rk, type, id, version, updated_ms, method, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_LAST_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'history'"
 _INDEX_INSERTS: dict[str, str] = {  # IndexRows attribute -> insert; ik = rk << ROW_BITS | ordinal
     "tokens": "INSERT INTO ix_token (ik, tid, pid, system, code, flags) VALUES (?, ?, ?, ?, ?, ?)",
     "token_texts": "INSERT INTO ix_token_text (ik, tid, pid, text) VALUES (?, ?, ?, ?)",
@@ -113,6 +127,14 @@ _ROWS_TABLE = {  # IndexRows attribute -> index table
     "geo": "ix_geo",
 }
 _TABLE_BIT = {table: 1 << i for i, table in enumerate(INDEX_TABLES)}
+_TEXT_BIT = _TABLE_BIT["ix_text"]
+# (IndexRows attribute, its table, the table's ixmask bit), in _INDEX_INSERTS order
+_ROW_TABLES = tuple((attr, _ROWS_TABLE[attr], _TABLE_BIT[_ROWS_TABLE[attr]]) for attr in _INDEX_INSERTS)
+_ROW_LIMIT = 1 << ROW_BITS  # index rows of one resource in one table
+_MAX_RK = (1 << (63 - ROW_BITS)) - 1  # the largest resource key with a key range for its rows
+# buffered versions written at once: enough to make a statement per table cheap, few enough that
+# the rows written are freed soon (rows kept alive cost the garbage collector and memory)
+_FLUSH_AT = 256
 
 
 def _ixmask(rows: IndexRows | None) -> int:
@@ -195,7 +217,13 @@ class _Params:
 
 
 class SqliteTransaction(Transaction):
-    """One write job's view of the database, on the writer thread."""
+    """One write job's view of the database, on the writer thread.
+
+    Appended versions are buffered and written table by table, one statement per table for the
+    whole buffer (:meth:`flush`): before the transaction reads what it buffered (the current
+    version of a buffered resource, a search, a reindex) and at the end of the job (the store
+    calls :meth:`flush`). New resources and history rows are numbered as they are buffered, the
+    numbers SQLite would give them (see _INSERT_FIRST_RESOURCE)."""
 
     def __init__(
         self,
@@ -214,8 +242,47 @@ class SqliteTransaction(Transaction):
         self._masks: dict[int, int] = {}  # rk -> ixmask of its current version
         # (type, id) looked up and not found; only append inserts resources, and records their rk
         self._absent: set[tuple[str, str]] = set()
+        self._next_rk = 0  # the next new resource's rk (0: none inserted yet)
+        self._next_seq = 0  # the next history row's seq (0: not read yet)
+        self._new_pids: dict[str, int] = {}  # parameter ids this transaction looked up or added
+        self._fetched: dict[tuple[str, str], StoredResource] = {}  # by prefetch, until used
+        # the buffer (see the class rules)
+        self._pending: set[tuple[str, str]] = set()  # (type, id) with a buffered version
+        self._inserts: list[tuple[Any, ...]] = []  # new resource rows
+        self._updates: list[tuple[Any, ...]] = []  # resource rows of updated resources
+        self._stale: dict[str, list[tuple[int, ...]]] = {}  # table -> old index rows to delete
+        self._history: list[tuple[Any, ...]] = []  # history rows
+        self._rows: dict[str, list[tuple[Any, ...]]] = {}  # IndexRows attribute -> index rows
+        self._texts: list[tuple[int, str, str, int]] = []
+
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Look up the current versions of ``keys`` (type, id) at once, for :meth:`current` to
+        answer each from memory once (rather than one statement per resource)."""
+        ids: dict[str, list[str]] = {}
+        for type_, id_ in keys:
+            if (type_, id_) not in self._rks and (type_, id_) not in self._absent:
+                ids.setdefault(type_, []).append(id_)
+        tid = self.tenant.key
+        for type_, wanted in ids.items():
+            found = self.conn.execute(_CURRENT_MANY, (tid, type_, orjson.dumps(wanted).decode()))
+            for id_, rk, version, updated_ms, deleted, body, ixmask in found:
+                self._rks[(type_, id_)] = rk
+                self._masks[rk] = ixmask
+                self._fetched[(type_, id_)] = StoredResource(
+                    type_, id_, version, updated_ms, bool(deleted), body
+                )
+            self._absent.update((type_, i) for i in wanted if (type_, i) not in self._rks)
 
     def current(self, type: str, id: str) -> StoredResource | None:
+        key = (type, id)
+        if self._pending and key in self._pending:
+            self.flush()
+        elif key in self._absent:
+            return None  # (only append inserts a resource, and makes it pending)
+        else:
+            fetched = self._fetched.pop(key, None)
+            if fetched is not None:
+                return fetched
         row = self.conn.execute(_CURRENT, (self.tenant.key, type, id)).fetchone()
         if row is None:
             self._absent.add((type, id))
@@ -228,60 +295,111 @@ class SqliteTransaction(Transaction):
     def append(self, version: NewVersion) -> StoredResource:
         tid = self.tenant.key
         key = (version.type, version.id)
+        if key in self._pending:
+            self.flush()  # its buffered version first: this one replaces it
+        elif self._fetched:
+            self._fetched.pop(key, None)
         rk = self._rks.get(key)
         if rk is None and key not in self._absent and self.current(version.type, version.id) is not None:
             rk = self._rks[key]
-        conn = self.conn
-        mask = _ixmask(version.index)
+        rows = version.index
+        deleted = int(version.deleted)
         if rk is None:
-            cur = conn.execute(
-                _INSERT_RESOURCE,
-                (
-                    tid,
-                    version.type,
-                    version.id,
-                    version.version,
-                    version.updated_ms,
-                    int(version.deleted),
-                    version.body,
-                    mask,
-                ),
-            )
-            rk = int(cur.lastrowid or 0)
+            rk = self._next_rk
+            if rk:  # numbered after the transaction's first new resource
+                mask = 0 if rows is None else self._buffer_index(rk, rows)
+                self._inserts.append(
+                    (rk, tid, version.type, version.id, version.version, version.updated_ms, deleted,
+                     version.body, mask)
+                )  # fmt: skip
+            else:  # the transaction's first new resource: its row now, numbered by SQLite
+                mask = _ixmask(rows)
+                cur = self.conn.execute(
+                    _INSERT_FIRST_RESOURCE,
+                    (tid, version.type, version.id, version.version, version.updated_ms, deleted,
+                     version.body, mask),
+                )  # fmt: skip
+                rk = int(cur.lastrowid or 0)
+                if rows is not None:
+                    self._buffer_index(rk, rows)
+            self._next_rk = rk + 1
             self._rks[key] = rk
             self._absent.discard(key)
         else:
-            conn.execute(
-                _UPDATE_RESOURCE,
-                (version.version, version.updated_ms, int(version.deleted), version.body, mask, tid, rk),
-            )
-            self._delete_index(rk, self._masks.get(rk, -1))
+            mask = 0 if rows is None else self._buffer_index(rk, rows)
+            self._updates.append((version.version, version.updated_ms, deleted, version.body, mask, tid, rk))
+            self._stale_rows(rk, self._masks.get(rk, -1))
         self._masks[rk] = mask
-        cur = conn.execute(
-            _INSERT_HISTORY,
-            (
-                tid,
-                rk,
-                version.type,
-                version.id,
-                version.version,
-                version.updated_ms,
-                version.method,
-                version.body,
-            ),
-        )
-        if version.index is not None:
-            self._insert_index(rk, version.index)
-        return StoredResource(
-            version.type,
-            version.id,
-            version.version,
-            version.updated_ms,
-            version.deleted,
-            version.body,
-            version.method,
-            int(cur.lastrowid or 0),
-        )
+        seq = self._next_seq
+        if not seq:
+            last = self.conn.execute(_LAST_SEQ).fetchone()
+            seq = 1 if last is None else int(last[0]) + 1
+        self._next_seq = seq + 1
+        v = version
+        self._history.append((seq, tid, rk, v.type, v.id, v.version, v.updated_ms, v.method, v.body))
+        self._pending.add(key)
+        if len(self._history) >= _FLUSH_AT:
+            self.flush()
+        return StoredResource(v.type, v.id, v.version, v.updated_ms, v.deleted, v.body, v.method, seq)
+
+    def _buffer_index(self, rk: int, rows: IndexRows) -> int:
+        """Buffer the index rows of ``rk`` (numbered from 0 in each table); returns their ixmask."""
+        tid = self.tenant.key
+        first = rk << ROW_BITS
+        known, new_pids, pid = self._params.known.get, self._new_pids, self._pid
+        buffer = self._rows
+        mask = 0
+        for attr, table, bit in _ROW_TABLES:
+            values = getattr(rows, attr)
+            if values:
+                if len(values) > _ROW_LIMIT or rk > _MAX_RK:
+                    first_row_key(rk, 0, len(values), table)  # refuses (CW-1003)
+                mask |= bit
+                out = buffer.get(attr)
+                if out is None:
+                    out = buffer[attr] = []
+                ik = first
+                for v in values:  # (a loop costs less than a comprehension with enumerate here)
+                    out.append((ik, tid, known(v[0]) or new_pids.get(v[0]) or pid(v[0]), *v[1:]))
+                    ik += 1
+        if rows.narrative or rows.content:
+            mask |= _TEXT_BIT
+            self._texts.append((rk, rows.narrative, rows.content, tid))
+        return mask
+
+    def _stale_rows(self, rk: int, mask: int) -> None:
+        """Buffer the deletion of the index rows of ``rk`` in the tables ``mask`` names."""
+        tid = self.tenant.key
+        lo, hi = _key_range(rk)
+        for bit, table in enumerate(INDEX_TABLES):
+            if mask & (1 << bit):
+                key = (rk, tid) if table == "ix_text" else (lo, hi, tid)
+                self._stale.setdefault(table, []).append(key)
+
+    def flush(self) -> None:
+        """Write the buffered versions: resource rows, the old index rows' deletion, history rows,
+        then the new index rows, one statement per table."""
+        if not self._pending:
+            return
+        conn = self.conn
+        if self._inserts:
+            conn.executemany(_INSERT_RESOURCE, self._inserts)
+        if self._updates:
+            conn.executemany(_UPDATE_RESOURCE, self._updates)
+        for table, keys in self._stale.items():
+            conn.executemany(_DELETE_TEXT if table == "ix_text" else _INDEX_DELETES[table], keys)
+        conn.executemany(_INSERT_HISTORY, self._history)
+        for attr, rows in self._rows.items():
+            conn.executemany(_INDEX_INSERTS[attr], rows)
+        if self._texts:
+            conn.executemany(_INSERT_TEXT, self._texts)
+        self._pending.clear()
+        self._inserts = []
+        self._updates = []
+        self._stale = {}
+        self._history = []
+        self._rows = {}
+        self._texts = []
 
     def _delete_index(self, rk: int, mask: int) -> None:
         """Delete the index rows of ``rk`` from the tables ``mask`` names (resource.ixmask)."""
@@ -318,6 +436,7 @@ class SqliteTransaction(Transaction):
 
     def replace_index(self, rk: int, rows: IndexRows, keys: frozenset[str] | None) -> None:
         """New index rows for the resource ``rk``: all of them, or only the parameters ``keys``."""
+        self.flush()
         tid = self.tenant.key
         old = self.conn.execute("SELECT ixmask FROM resource WHERE tid = ? AND rk = ?", (tid, rk)).fetchone()
         mask = -1 if old is None else int(old[0])
@@ -361,9 +480,11 @@ class SqliteTransaction(Transaction):
         return ordinals
 
     def _pid(self, key: str) -> int:
-        return self._params.ensure(self.conn, key, self._after)
+        pid = self._new_pids[key] = self._params.ensure(self.conn, key, self._after)
+        return pid
 
     def search_ids(self, plan: QueryPlan, limit: int) -> list[tuple[str, str]]:
+        self.flush()
         compiler = Compiler(self.tenant.key, lambda key: self._params.lookup(self.conn, key), self.now_ms)
         statement = search_statement(self.conn, compiler, replace(plan, count=limit, sort=()))
         rows = self.conn.execute(statement.sql, statement.params).fetchall()
@@ -558,6 +679,17 @@ class SqliteStore:
         result: T = await self._writer.submit_async(self._job(tenant, fn))
         return result
 
+    async def write_all(self, tenant: Tenant, fns: Sequence[Callable[[Transaction], T]]) -> list[T]:
+        """:meth:`write` of each function, in one database transaction (one commit): each is its
+        own job (its own clock, its own outcome, undone alone when it fails). Raises the first
+        failure once every job has its outcome."""
+        futures = self._writer.submit_all_async([self._job(tenant, fn) for fn in fns])
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]
+
     def submit(self, tenant: Tenant, fn: Callable[[Transaction], T]) -> Any:
         """Queue a write job; returns a concurrent.futures.Future (for synchronous callers)."""
         return self._writer.submit(self._job(tenant, fn))
@@ -566,7 +698,10 @@ class SqliteStore:
         self, tenant: Tenant, fn: Callable[[Transaction], T]
     ) -> Callable[[sqlite3.Connection, list[Callable[[], None]]], T]:
         def job(conn: sqlite3.Connection, after: list[Callable[[], None]]) -> T:
-            return fn(SqliteTransaction(conn, tenant, self._now(), self._params, after))
+            tx = SqliteTransaction(conn, tenant, self._now(), self._params, after)
+            result = fn(tx)
+            tx.flush()
+            return result
 
         return job
 
@@ -601,7 +736,10 @@ class SqliteStore:
         transaction: component rows and FHIR resources commit together or not at all."""
 
         def job(conn: sqlite3.Connection, after: list[Callable[[], None]]) -> T:
-            return fn(conn, SqliteTransaction(conn, tenant, self._now(), self._params, after))
+            tx = SqliteTransaction(conn, tenant, self._now(), self._params, after)
+            result = fn(conn, tx)
+            tx.flush()
+            return result
 
         result: T = await self._writer.submit_async(job)
         return result

@@ -2,10 +2,11 @@
 
 Rules:
 1. All writes go through one thread, so SQLite never sees two writers (no SQLITE_BUSY between us).
-2. The writer takes every job waiting in its queue (up to ``max_batch``) and runs them in one
-   ``BEGIN IMMEDIATE`` transaction with one COMMIT (group commit). It first runs the batch
-   straight through; if any job raises, it rolls the whole batch back and runs it again with each
-   job inside its own SAVEPOINT, so a failing job is undone alone and the others still commit.
+2. The writer takes every job waiting in its queue (up to ``max_batch``; a group submitted
+   together, :meth:`Writer.submit_all_async`, whole) and runs them in one ``BEGIN IMMEDIATE``
+   transaction with one COMMIT (group commit). It first runs the batch straight through; if any
+   job raises, it rolls the whole batch back and runs it again with each job inside its own
+   SAVEPOINT, so a failing job is undone alone and the others still commit.
    Jobs are therefore functions of the database state only: running one twice is harmless.
 3. A job's outcome is delivered only after COMMIT returned, so an acknowledged write is durable.
    If the commit itself fails, every job of the batch fails and nothing of the batch is stored.
@@ -22,7 +23,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,7 @@ class Writer:
     def __init__(self, connect: Callable[[], sqlite3.Connection], *, max_batch: int) -> None:
         self._connect = connect
         self._max_batch = max(1, max_batch)
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | list[Job] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="careweave-sqlite-writer")
@@ -75,6 +76,20 @@ class Writer:
         self._enqueue(Job(run, future, loop))
         return future
 
+    def submit_all_async(
+        self, runs: Sequence[Callable[[sqlite3.Connection, list[Callable[[], None]]], Any]]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue jobs to run in one batch (one transaction), each with its own outcome."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in runs]
+        jobs = [Job(run, future, loop) for run, future in zip(runs, futures, strict=True)]
+        if not self._thread.is_alive():
+            for job in jobs:
+                _settle_now(job, None, error("CW-9001", "the database writer has stopped"))
+        elif jobs:
+            self._queue.put(jobs)
+        return futures
+
     def _enqueue(self, job: Job) -> None:
         if not self._thread.is_alive():
             _settle_now(job, None, error("CW-9001", "the database writer has stopped"))
@@ -97,10 +112,10 @@ class Writer:
         self._ready.set()
         try:
             while True:
-                job = self._queue.get()
-                if job is None:
+                item = self._queue.get()
+                if item is None:
                     return
-                batch = [job]
+                batch = item if isinstance(item, list) else [item]
                 stop = False
                 while len(batch) < self._max_batch:
                     try:
@@ -110,7 +125,10 @@ class Writer:
                     if more is None:
                         stop = True
                         break
-                    batch.append(more)
+                    if isinstance(more, list):
+                        batch.extend(more)
+                    else:
+                        batch.append(more)
                 self._run_batch(conn, batch)
                 if stop:
                     return
