@@ -7,11 +7,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 
@@ -91,3 +93,17 @@ def trace_sqlite(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr("careweave.store.sql.sqlite.sqlite3.connect", traced)
     return statements
+
+
+def generated_resources(patients: int, organisations: int, seed: int) -> list[dict[str, Any]]:
+    """Every resource of a small generated population (difficulty "hard"), in file order."""
+    from careweave.generate import GeneratorConfig, generate
+
+    config = GeneratorConfig(patients=patients, organisations=organisations, seed=seed, difficulty="hard",
+                             formats=frozenset({"ndjson"}))
+    out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(config, Path(tmp))
+        for path in sorted(Path(tmp, "ndjson").glob("*.ndjson")):
+            out.extend(orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip())
+    return out

@@ -11,37 +11,23 @@ from __future__ import annotations
 
 import copy
 import random
-import tempfile
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from careweave.generate import GeneratorConfig, generate
 from careweave.search.index import IndexRows
 from careweave.search.indexer import Indexer
 from careweave.search.values import date_range
 from careweave.system import load_definitions
 from tests.search import frozen_indexer
 from tests.search.test_paths import CORPUS
+from tests.support import generated_resources
 
 _DEFS = load_definitions()
 
 
-def _population() -> list[dict[str, Any]]:
-    config = GeneratorConfig(patients=25, organisations=3, seed=11, difficulty="hard",
-                             formats=frozenset({"ndjson"}))
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        generate(config, Path(tmp))
-        for path in sorted(Path(tmp, "ndjson").glob("*.ndjson")):
-            out.extend(orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip())
-    return out
-
-
-POPULATION = _population()
+POPULATION = generated_resources(patients=25, organisations=3, seed=11)
 EXAMPLES = [r for _, resources in sorted(CORPUS.items()) for r in resources]
 
 

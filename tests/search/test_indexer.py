@@ -8,32 +8,23 @@ https://hl7.org/fhir/R4/search.html, https://hl7.org/fhir/R4/searchparameter-reg
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import fields
-from pathlib import Path
 
-import orjson
 import pytest
 
-from careweave.generate import GeneratorConfig, generate
 from careweave.search.index import IndexRows
 from careweave.search.indexer import Indexer, _composite_needs
 from careweave.system import load_definitions
 from tests.search.test_paths import CORPUS
+from tests.support import generated_resources
 
 _DEFS = load_definitions()
 
 
 def _population() -> dict[str, list[dict]]:
     by_type: dict[str, list[dict]] = {}
-    config = GeneratorConfig(patients=60, organisations=4, seed=7, difficulty="hard",
-                             formats=frozenset({"ndjson"}))
-    with tempfile.TemporaryDirectory() as tmp:
-        generate(config, Path(tmp))
-        for path in sorted(Path(tmp, "ndjson").glob("*.ndjson")):
-            for line in path.read_bytes().splitlines():
-                resource = orjson.loads(line)
-                by_type.setdefault(resource["resourceType"], []).append(resource)
+    for resource in generated_resources(patients=60, organisations=4, seed=7):
+        by_type.setdefault(resource["resourceType"], []).append(resource)
     return by_type
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -17,33 +16,6 @@ from careweave.store.base import HistoryQuery, Store, Tenant
 from careweave.store.sql.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "postgres":
-        from careweave.store.sql.postgres import PostgresStore
-        from tests.postgres.support import isolated_database
-
-        with isolated_database() as url:
-            backend: Store = PostgresStore(url, pool_size=8)
-            try:
-                yield backend
-            finally:
-                await backend.close()
-        return
-    backend = SqliteStore(tmp_path / "c.db", synchronous="NORMAL")
-    try:
-        yield backend
-    finally:
-        await backend.close()
-
-
-@pytest.fixture
-async def tenant(store: Store) -> Tenant:
-    t = await store.tenant("default")
-    assert t is not None
-    return t
 
 
 def prepared(id_: str, family: str = "X", nhs: str | None = None) -> writes.Prepared:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import random
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,9 +15,9 @@ import pytest
 
 from careweave.fhir import ukcore
 from careweave.fhir.validation import Validator, invariants
-from careweave.generate import GeneratorConfig, generate
 from careweave.system import load_definitions
 from tests.fhir.validation.samples import OBSERVATION, PATIENT, observation
+from tests.support import generated_resources
 
 _DEFS = load_definitions()
 FAST = _DEFS.validator
@@ -37,18 +35,11 @@ def _without_shortcuts() -> Validator:
 SLOW = _without_shortcuts()
 
 
-def _population() -> list[dict[str, Any]]:
-    config = GeneratorConfig(patients=20, organisations=3, seed=5, difficulty="hard",
-                             formats=frozenset({"ndjson"}))
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        generate(config, Path(tmp))
-        for path in sorted(Path(tmp, "ndjson").glob("*.ndjson")):
-            out.extend(orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip())
-    return out
 
 
-CORPUS = [*_population(), *ukcore.load_examples(), PATIENT, OBSERVATION]
+CORPUS = [
+    *generated_resources(patients=20, organisations=3, seed=5), *ukcore.load_examples(), PATIENT, OBSERVATION
+]
 
 
 def _issues(validator: Validator, resource: Any) -> list[tuple[Any, ...]]:
