@@ -4,7 +4,13 @@ Run as ``python bench/gateway_bench.py [--seconds 10] [--connections 1,4,8]``. A
 server process (SQLite, ``synchronous=FULL``: every ACK follows an fsync'd commit) is fed the
 generator's ADT and ORU feeds over several concurrent MLLP connections, each connection sending
 a message and waiting for its ACK before the next (as MLLP senders do). Every message gets a fresh
-MSH-10, so none is a duplicate. Rows:
+MSH-10, so none is a duplicate. The connections share one cursor through the feed (in the feed's
+order), and each row goes on where the last stopped: every message is new content (a patient's
+A08 after their A01, a new encounter) until the feed runs out, when it starts again and the
+"repeats" column says how many messages the server had already seen (a repeated message's
+resources are unchanged, so only its message row and Provenance are written: far cheaper).
+The feed is sent in MSH-7 order, as a live feed
+would be. ``--patients`` sizes the feed (about 3.3 ADT and 2.3 ORU messages per patient). Rows:
 
 * original mode: MSH-15/16 cleared; one commit holds the message row, its status and its
   resources; the ACK (AA) follows the commit;
@@ -59,9 +65,17 @@ def feeds(patients: int = 400) -> dict[str, list[bytes]]:
     with tempfile.TemporaryDirectory() as tmp:
         generate(GeneratorConfig(patients=patients, organisations=6, seed=2), Path(tmp))
         return {
-            kind.upper(): [m for m in (Path(tmp) / "hl7v2" / f"{kind}.hl7").read_bytes().split(b"\n") if m]
+            kind.upper(): sorted(
+                (m for m in (Path(tmp) / "hl7v2" / f"{kind}.hl7").read_bytes().split(b"\n") if m), key=sent_at
+            )
             for kind in ("adt", "oru")
         }
+
+
+def sent_at(raw: bytes) -> bytes:
+    """MSH-7: a live feed sends its messages in time order (the generator writes them patient by
+    patient, which would put one patient's messages side by side, each waiting for the last)."""
+    return raw.partition(b"\r")[0].split(b"|")[6]
 
 
 def original(raw: bytes) -> bytes:
@@ -127,16 +141,32 @@ class Server:
         self.log.close()
 
 
+class Feed:
+    """One cursor through a feed's messages, shared by the connections and by successive rows."""
+
+    def __init__(self, messages: list[bytes]) -> None:
+        self.messages = messages
+        self.sent = 0
+
+    def take(self) -> tuple[bytes, bool]:
+        """The next message, and whether it was sent before (the feed ran out and started again)."""
+        raw = self.messages[self.sent % len(self.messages)]
+        self.sent += 1
+        return raw, self.sent > len(self.messages)
+
+
 async def _sender(
-    port: int, messages: list[bytes], until: float, out: list[float], tag: str, count: int = 0
-) -> int:
-    """Send until ``until`` (perf_counter), or ``count`` messages when it is not 0."""
+    port: int, feed: Feed, until: float, out: list[float], tag: str, count: int = 0
+) -> tuple[int, int]:
+    """Send until ``until`` (perf_counter), or ``count`` messages when it is not 0: (sent, repeats)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     framer = Framer(1 << 24)
-    sent = 0
+    sent = repeats = 0
     try:
         while sent < count if count else time.perf_counter() < until:
-            raw = renumber(messages[sent % len(messages)], f"{tag}-{sent}")
+            message, repeat = feed.take()
+            raw = renumber(message, f"{tag}-{sent}")
+            repeats += repeat
             started = time.perf_counter()
             writer.write(frame(raw))
             await writer.drain()
@@ -154,29 +184,28 @@ async def _sender(
             sent += 1
     finally:
         writer.close()
-    return sent
+    return sent, repeats
 
 
 async def load(
-    port: int, messages: list[bytes], connections: int, seconds: float, tag: str, total: int = 0
+    port: int, feed: Feed, connections: int, seconds: float, tag: str, total: int = 0
 ) -> dict[str, float]:
     """``seconds`` of load, or ``total`` messages (spread over the connections) when not 0."""
     latencies: list[float] = []
-    share = len(messages) // connections or 1
     each = -(-total // connections) if total else 0
     start = time.perf_counter()
     until = start + seconds
-    counts = await asyncio.gather(*(
-        _sender(port, messages[c * share:(c + 1) * share] or messages, until, latencies, f"{tag}{c}", each)
-        for c in range(connections)
-    ))  # fmt: skip
+    counts = await asyncio.gather(
+        *(_sender(port, feed, until, latencies, f"{tag}{c}", each) for c in range(connections))
+    )
     elapsed = time.perf_counter() - start
     latencies.sort()
     return {
-        "rate": sum(counts) / elapsed,
+        "rate": sum(n for n, _ in counts) / elapsed,
         "p50": statistics.median(latencies) * 1000,
         "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "n": sum(counts),
+        "n": sum(n for n, _ in counts),
+        "repeats": sum(r for _, r in counts),
     }
 
 
@@ -193,11 +222,10 @@ def cpu_limit(messages: list[bytes], seconds: float) -> float:
     options = MapOptions(ZoneInfo("Europe/London"))
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        for raw in messages[:200]:
-            for entry in map_message(parse(raw), options)["entry"]:
-                validate(entry["resource"], tenant)
-                indexer.index(entry["resource"])
-            done += 1
+        for entry in map_message(parse(messages[done % len(messages)]), options)["entry"]:
+            validate(entry["resource"], tenant)
+            indexer.index(entry["resource"])
+        done += 1
     return done / (time.perf_counter() - start)
 
 
@@ -209,7 +237,7 @@ async def transport_limit(messages: list[bytes], connections: int, seconds: floa
 
     server = await serve_mllp("127.0.0.1", 0, handler)
     try:
-        return await load(server.sockets[0].getsockname()[1], messages, connections, seconds, "T")
+        return await load(server.sockets[0].getsockname()[1], Feed(messages), connections, seconds, "T")
     finally:
         server.close()
 
@@ -217,7 +245,8 @@ async def transport_limit(messages: list[bytes], connections: int, seconds: floa
 def cells(r: dict[str, Any]) -> list[str]:
     processed = f"{r['processed']:,.0f}" if "processed" in r else "-"
     cpu = f"{r['cpu_ms']:.2f}" if "cpu_ms" in r else "-"
-    return [f"{r['rate']:,.0f}", processed, f"{r['p50']:.1f}", f"{r['p99']:.1f}", cpu, f"{r['n']:,}"]
+    cells = [f"{r['rate']:,.0f}", processed, f"{r['p50']:.1f}", f"{r['p99']:.1f}", cpu, f"{r['n']:,}"]
+    return [*cells, f"{r['repeats']:,}"]
 
 
 async def backlog_cleared(db: Path) -> float:
@@ -243,10 +272,11 @@ async def measure(table: Table, data: dict[str, list[bytes]], args: dict[str, An
                     server = Server(port, Path(tmp) / "data", w)
                     try:
                         await server.ready()
-                        await load(server.port, messages, 2, 1.0, "W")  # warm up
+                        feed = Feed(messages)
+                        await load(server.port, feed, 2, 1.0, "W")  # warm up
                         for level in levels:
                             started, cpu = time.perf_counter(), server.cpu_seconds()
-                            r = await load(server.port, messages, level, seconds, f"{mode[0]}{w}{level}x",
+                            r = await load(server.port, feed, level, seconds, f"{mode[0]}{w}{level}x",
                                            args["messages"])  # fmt: skip
                             settled = await backlog_cleared(Path(tmp) / "data" / "careweave.db")
                             r["processed"] = r["n"] / (settled - started)
@@ -255,7 +285,7 @@ async def measure(table: Table, data: dict[str, list[bytes]], args: dict[str, An
                     finally:
                         server.stop()
         limit = cpu_limit([original(m) for m in data[kind]], min(seconds, 3.0))
-        row = ["-", f"{limit:,.0f}", "-", "-", f"{1000 / limit:.2f}", "-"]
+        row = ["-", f"{limit:,.0f}", "-", "-", f"{1000 / limit:.2f}", "-", "-"]
         table.add_row(kind, "limit: parse+map+validate+index", "-", "1 core", *row)
         t = await transport_limit(data[kind], levels[-1], min(seconds, 3.0))
         table.add_row(kind, "limit: MLLP + parse + ACK only", "-", str(levels[-1]), *cells(t))
@@ -268,8 +298,11 @@ async def measure(table: Table, data: dict[str, list[bytes]], args: dict[str, An
 @click.option("--modes", default="original,enhanced", show_default=True)
 @click.option("--workers", default="0", show_default=True, help="server hl7_workers to compare (0,1)")
 @click.option("--messages", default=0, show_default=True, help="messages per row (instead of --seconds)")
-def main(seconds: float, connections: str, kinds: str, modes: str, workers: str, messages: int) -> None:
-    data = feeds()
+@click.option("--patients", default=6000, show_default=True, help="patients in the generated feeds")
+def main(
+    seconds: float, connections: str, kinds: str, modes: str, workers: str, messages: int, patients: int
+) -> None:
+    data = feeds(patients)
     import careweave
 
     where = Path(careweave.__file__).resolve().parents[1]
@@ -286,6 +319,7 @@ def main(seconds: float, connections: str, kinds: str, modes: str, workers: str,
         "p99 ms",
         "CPU ms",
         "messages",
+        "repeats",
     )
     for column in columns:
         table.add_column(column, justify="left" if column in ("feed", "mode") else "right")

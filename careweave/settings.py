@@ -96,6 +96,12 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Most writes the SQLite writer commits together in one transaction (group commit).",
     ),
+    Setting(
+        "sqlite_wal_autocheckpoint",
+        16384,
+        int,
+        "WAL pages after which a SQLite commit copies the WAL into the database (checkpoint).",
+    ),
     Setting("reader_threads", 4, int, "Threads running searches against the database."),
     Setting("demo", False, _bool, "Load the demo data set into an empty default tenant on start."),
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "Logging level."),
@@ -235,6 +241,7 @@ class Settings:
     max_count: int = 1000
     sqlite_synchronous: str = "FULL"
     group_commit_max: int = 256
+    sqlite_wal_autocheckpoint: int = 16384
     reader_threads: int = 4
     demo: bool = False
     log_level: str = "info"

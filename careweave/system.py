@@ -121,6 +121,7 @@ def open_store(settings: Settings) -> Store:
         synchronous=settings.sqlite_synchronous,
         group_commit_max=settings.group_commit_max,
         reader_threads=settings.reader_threads,
+        wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
     )
 
 

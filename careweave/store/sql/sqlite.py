@@ -506,10 +506,12 @@ class SqliteStore:
         synchronous: str = "FULL",
         group_commit_max: int = 256,
         reader_threads: int = 4,
+        wal_autocheckpoint: int = 16384,
         clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._path = path
         self._synchronous = synchronous
+        self._wal_autocheckpoint = wal_autocheckpoint
         self._clock = clock
         self._last_ms = 0
         self._local = threading.local()
@@ -538,6 +540,9 @@ class SqliteStore:
     def _connect_writer(self) -> sqlite3.Connection:
         conn = self._connect()
         _migrate(conn)
+        # the connection that commits is the one that checkpoints (writer.py rule 5): a long WAL
+        # is copied less often, and a page written many times in between is copied once
+        conn.execute(f"PRAGMA wal_autocheckpoint = {int(self._wal_autocheckpoint)}")
         return conn
 
     def _reader(self) -> sqlite3.Connection:

@@ -12,6 +12,10 @@ Rules:
    If the commit itself fails, every job of the batch fails and nothing of the batch is stored.
 4. Outcomes for asyncio callers are delivered with one wake-up per event loop per batch; side
    effects a job asks for with ``on_commit`` (cache updates) run after the commit, never before.
+5. Checkpoints: the connection's ``wal_autocheckpoint`` copies the WAL into the database when it
+   has grown that many pages, inside the COMMIT that crossed the line. When the queue has been
+   empty for ``idle_checkpoint`` seconds after a write, the writer runs a PASSIVE checkpoint
+   itself, so a quiet database does not keep a long WAL for its readers to search.
 """
 
 from __future__ import annotations
@@ -48,9 +52,12 @@ class Writer:
     """A thread owning the write connection. :meth:`submit` queues a job for a synchronous caller,
     :meth:`submit_async` for a coroutine (its future settles on the caller's event loop)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], *, max_batch: int) -> None:
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], *, max_batch: int, idle_checkpoint: float = 1.0
+    ) -> None:
         self._connect = connect
         self._max_batch = max(1, max_batch)
+        self._idle_checkpoint = idle_checkpoint
         self._queue: queue.SimpleQueue[Job | list[Job] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -110,11 +117,21 @@ class Writer:
             self._ready.set()
             return
         self._ready.set()
+        wrote = False  # since the last checkpoint of an idle moment (rule 5)
         try:
             while True:
-                item = self._queue.get()
+                if wrote and self._idle_checkpoint > 0:
+                    try:
+                        item = self._queue.get(timeout=self._idle_checkpoint)
+                    except queue.Empty:
+                        _checkpoint(conn)
+                        wrote = False
+                        continue
+                else:
+                    item = self._queue.get()
                 if item is None:
                     return
+                wrote = True
                 batch = item if isinstance(item, list) else [item]
                 stop = False
                 while len(batch) < self._max_batch:
@@ -190,6 +207,14 @@ class Writer:
                 conn.execute("RELEASE job")
                 outcomes.append((result, None))
         return outcomes
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """A PASSIVE checkpoint: copies what no reader still needs; never waits, never fails a write."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as exc:
+        log.warning("idle checkpoint failed: %s", exc)
 
 
 def _settle_now(job: Job, result: Any, failure: BaseException | None) -> None:
