@@ -6,13 +6,15 @@ Rules:
    transaction holding it has committed: an ACK sent after it still follows a durable commit
    (``synchronous=FULL``). A crash before that commit loses the group's writes and sends none of
    their ACKs.
-2. One group is in the writer at a time. Writes handed over meanwhile wait for the next group,
-   which starts when the current one has committed, so under load the groups grow by themselves
-   and each COMMIT (its fsync, and the WAL pages it writes: the same index and table pages are
-   written once for the whole group) is shared by several messages.
-3. When the writer is free, a write waits for companions while other messages are on their way
-   (:meth:`coming`: arrived, and not yet ready to write nor waiting for a message of the group),
-   ``linger`` seconds at most after the oldest write of the group, or until ``max_group`` wait;
+2. A group is a writer job whose writes are taken when the writer starts it: a group is handed
+   to the writer while the one before it is still running, and every write handed over until the
+   writer reaches it joins it. Under load the groups grow by themselves, each COMMIT (its fsync,
+   and the WAL pages it writes: the same index and table pages are written once for the whole
+   group) is shared by several messages, and the writer goes from one group to the next without
+   waiting for this event loop to answer the last one. One group per tenant waits at a time.
+3. When no group is in the writer, a write waits for companions while other messages are on their
+   way (:meth:`coming`: arrived, and not yet ready to write nor waiting for a message of the
+   group), ``linger`` seconds at most after the oldest write waiting, or until ``max_group`` wait;
    alone, it starts at once (one sender sees no added latency).
 4. A group runs its writes in the order they were handed over, in one writer job per tenant. When
    one raises, nothing of that job is kept (the store rolls it back) and each of its writes runs
@@ -20,7 +22,8 @@ Rules:
    functions must therefore be repeatable (they depend only on the database state).
 5. A write whose caller was cancelled before its group started is not run (nobody will answer it,
    and a sender that gets no ACK sends again); once the group started, it is run all the same,
-   except again alone after a failed group.
+   except again alone after a failed group. A group run again by the store (a retried transaction)
+   runs the writes it took the first time.
 6. Messages about one patient never share a group: the gateway's keyed locks hold the second one
    until the first has committed, so per-patient order is the order of the commits.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +53,17 @@ class _Entry(Generic[T]):
     job: Job[T]
     future: asyncio.Future[T]
     since: float = field(default_factory=time.monotonic)
+
+
+class _Group:
+    """One writer job: its writes are taken when the writer starts it (rule 2)."""
+
+    __slots__ = ("entries", "taken", "tenant")
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.entries: list[_Entry[Any]] = []
+        self.taken = False
 
 
 class Coming:
@@ -75,8 +90,12 @@ class GroupCommit:
         self._store = store
         self.linger = linger
         self.max_group = max(1, max_group)
-        self._queue: list[_Entry[Any]] = []
-        self._running: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()  # the waiting writes and the next groups (the writer takes them)
+        self._waiting: dict[int, list[_Entry[Any]]] = {}  # per tenant, in the order handed over
+        self._next: dict[int, _Group] = {}  # per tenant: handed to the writer, writes not taken yet
+        self._busy = 0  # groups handed to the writer and not answered yet
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._coming = 0
         self.groups = 0  # groups written so far, and the writes they held (for tests and benchmarks)
@@ -88,93 +107,115 @@ class GroupCommit:
 
     async def write(self, tenant: Tenant, job: Job[T]) -> T:
         """Run ``job`` in the writer in the next group; its result once that group committed."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Entry(tenant, job, future))
-        self._consider()
+        self._loop = loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._waiting.setdefault(tenant.key, []).append(_Entry(tenant, job, future))
+            joined = tenant.key in self._next  # a group the writer has not started takes it
+        if not joined:
+            self._consider()
         return await future
 
-    # -- scheduling ----------------------------------------------------------------------------------
+    # -- scheduling (this event loop) ------------------------------------------------------------
     def _arrived(self) -> None:
         self._coming -= 1
-        if self._coming <= 0 and self._queue:
+        if self._coming <= 0:
             self._consider()
 
     def _consider(self) -> None:
-        if self._running is not None or not self._queue:
+        with self._lock:
+            ready = [w for key, w in self._waiting.items() if w and key not in self._next]
+        if not ready:
             return
-        if self._coming <= 0 or len(self._queue) >= self.max_group or self.linger <= 0:
-            self._start()
-            return
-        if self._timer is None:
-            wait = self._queue[0].since + self.linger - time.monotonic()
-            if wait <= 0:
-                self._start()
+        lingering = self._busy == 0 and self._coming > 0 and self.linger > 0
+        if lingering and all(len(w) < self.max_group for w in ready):
+            if self._timer is None:
+                wait = min(w[0].since for w in ready) + self.linger - time.monotonic()
+                if wait > 0:
+                    self._timer = asyncio.get_running_loop().call_later(wait, self._start)
+                    return
+            else:
                 return
-            self._timer = asyncio.get_running_loop().call_later(wait, self._start)
+        self._start()
 
     def _start(self) -> None:
+        """Hand a group to the writer for every tenant with writes waiting and no group waiting."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._running is not None:
-            return
-        live = [e for e in self._queue if not e.future.done()]  # rule 5
-        group, self._queue = live[: self.max_group], live[self.max_group :]
-        if not group:
-            return
-        self.groups += 1
-        self.writes += len(group)
-        self._running = asyncio.get_running_loop().create_task(self._run(group))
+        with self._lock:
+            groups = []
+            for key, waiting in self._waiting.items():
+                if waiting and key not in self._next:
+                    self._next[key] = group = _Group(waiting[0].tenant)
+                    groups.append(group)
+        loop = asyncio.get_running_loop()
+        for group in groups:
+            self._busy += 1
+            task = loop.create_task(self._run(group))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, group: list[_Entry[Any]]) -> None:
+    # -- in the writer ---------------------------------------------------------------------------
+    def _take(self, group: _Group) -> list[_Entry[Any]]:
+        """The group's writes: those waiting when it is first called (rules 2 and 5)."""
+        with self._lock:
+            if group.taken:
+                return group.entries
+            group.taken = True
+            key = group.tenant.key
+            if self._next.get(key) is group:
+                del self._next[key]
+            live = [e for e in self._waiting.pop(key, ()) if not e.future.done()]
+            group.entries, rest = live[: self.max_group], live[self.max_group :]
+            if rest:
+                self._waiting[key] = rest
+            self.groups += 1
+            self.writes += len(group.entries)
+        if rest and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._consider)
+        return group.entries
+
+    # -- answers (this event loop) ---------------------------------------------------------------
+    async def _run(self, group: _Group) -> None:
         try:
-            by_tenant: dict[int, list[_Entry[Any]]] = {}
-            for entry in group:
-                by_tenant.setdefault(entry.tenant.key, []).append(entry)
-            await asyncio.gather(*(self._write_group(entries) for entries in by_tenant.values()))
+            await self._write_group(group)
         finally:
-            for entry in group:  # a bug above must not leave a sender waiting for ever
+            for entry in group.entries:  # a bug above must not leave a sender waiting for ever
                 if not entry.future.done():
                     entry.future.set_exception(RuntimeError("the group commit stopped"))
-            self._running = None
-            if self._queue:
-                self._consider_after_group()
+            self._busy -= 1
+            self._consider()
 
-    def _consider_after_group(self) -> None:
-        """What waited during a group has lingered long enough: the next group starts now."""
-        if self._queue and all(e.future.done() for e in self._queue):
-            self._queue.clear()
-            return
-        self._start()
-
-    async def _write_group(self, entries: list[_Entry[Any]]) -> None:
-        tenant = entries[0].tenant
-        jobs = [e.job for e in entries]
-
+    async def _write_group(self, group: _Group) -> None:
         def run(conn: Sql, tx: Transaction) -> list[Any]:
-            return [job(conn, tx) for job in jobs]
+            return [entry.job(conn, tx) for entry in self._take(group)]
 
         try:
-            results = await self._store.sql_write_tenant(tenant, run)
+            results = await self._store.sql_write_tenant(group.tenant, run)
         except Exception as exc:
+            entries = self._take(group)  # taken here when the writer never ran it
             if len(entries) == 1:
                 if not entries[0].future.done():
                     entries[0].future.set_exception(exc)
                 return
             await asyncio.gather(*(_settle_alone(self._store, e) for e in entries))  # rule 4
             return
-        for entry, result in zip(entries, results, strict=True):
+        for entry, result in zip(group.entries, results, strict=True):
             if not entry.future.done():
                 entry.future.set_result(result)
 
     async def close(self) -> None:
-        """Let the group in the writer finish (the queue is answered by it or by the next)."""
-        while self._running is not None or self._queue:
-            if self._running is None:
+        """Let the groups handed to the writer finish, and write what still waits."""
+        while True:
+            with self._lock:
+                waiting = any(self._waiting.values())
+            if waiting and not self._tasks:
                 self._start()
-            if self._running is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._running)
+            if not self._tasks:
+                return
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.gather(*self._tasks, return_exceptions=True))
 
 
 async def _settle_alone(store: Store, entry: _Entry[Any]) -> None:

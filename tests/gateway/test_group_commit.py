@@ -23,21 +23,33 @@ PEER = Peer("127.0.0.1", 1)
 
 
 class FakeStore:
-    """``sql_write_tenant`` as the store runs it: every job in order in one transaction, which is
-    lost whole when one raises. ``gate`` holds the COMMIT until it is set."""
+    """``sql_write_tenant`` as the store runs it: one writer, running one job at a time in the
+    order handed over, every write of the job in one transaction, which is lost whole when one
+    raises. ``gate`` holds the COMMIT until it is set."""
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.gate.set()
-        self.calls = 0  # writer jobs
+        self.writer = asyncio.Lock()
+        self.calls = 0  # writer jobs handed over
         self.committed: list[Any] = []
 
     async def sql_write_tenant(self, tenant: Tenant, fn: Callable[[Any, Any], Any]) -> Any:
         self.calls += 1
-        result = fn(None, None)  # raises: nothing is committed
-        await self.gate.wait()
-        self.committed.append(result)
-        return result
+        async with self.writer:
+            result = fn(None, None)  # raises: nothing is committed
+            await self.gate.wait()
+            self.committed.append(result)
+            return result
+
+
+class RetryingStore(FakeStore):
+    """A store that runs each job twice (a transaction retried after a conflict), pausing between."""
+
+    async def sql_write_tenant(self, tenant: Tenant, fn: Callable[[Any, Any], Any]) -> Any:
+        fn(None, None)
+        await asyncio.sleep(0.02)
+        return await super().sql_write_tenant(tenant, fn)
 
 
 def job(value: Any) -> Callable[[Any, Any], Any]:
@@ -63,6 +75,37 @@ async def test_writes_handed_over_during_a_commit_share_the_next_one() -> None:
     assert await first == "a" and [await t for t in rest] == list("bcde")
     assert store.committed == [["a"], ["b", "c", "d", "e"]]  # two COMMITs
     assert (group.groups, group.writes) == (2, 5)
+
+
+async def test_the_next_group_waits_in_the_writer_and_takes_what_comes_until_it_starts() -> None:
+    """While a group commits, the next one is already handed to the writer (no pause between
+    them for this event loop), and every write handed over before the writer reaches it joins it."""
+    store = FakeStore()
+    group = GroupCommit(store, linger=0.0)  # type: ignore[arg-type]
+    store.gate.clear()
+    first = asyncio.create_task(group.write(TENANT, job("a")))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(group.write(TENANT, job("b")))
+    await asyncio.sleep(0.01)
+    assert store.calls == 2  # handed over while the first group is still committing
+    rest = [asyncio.create_task(group.write(TENANT, job(v))) for v in "cd"]
+    await asyncio.sleep(0.01)
+    assert store.calls == 2  # they join the group waiting in the writer
+    store.gate.set()
+    assert [await first, await second, *[await t for t in rest]] == list("abcd")
+    assert store.committed == [["a"], ["b", "c", "d"]]
+    assert (group.groups, group.writes) == (2, 4)
+
+
+async def test_a_group_run_again_by_the_store_runs_the_writes_it_took() -> None:
+    store = RetryingStore()
+    group = GroupCommit(store, linger=0.0)  # type: ignore[arg-type]
+    first = asyncio.create_task(group.write(TENANT, job(1)))
+    await asyncio.sleep(0.01)  # taken by the first run; the store runs the group again after 0.02 s
+    late = asyncio.create_task(group.write(TENANT, job(2)))
+    assert await first == 1 and await late == 2
+    assert store.committed == [[1], [2]]
+    assert (group.groups, group.writes) == (2, 2)
 
 
 async def test_a_failing_write_fails_alone() -> None:
