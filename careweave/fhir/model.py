@@ -8,6 +8,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,8 +52,10 @@ def dumps(resource: Any, *, pretty: bool = False) -> bytes:
     return orjson.dumps(resource, option=orjson.OPT_INDENT_2 if pretty else 0)
 
 
+@functools.lru_cache(maxsize=256)
 def format_instant(ms: int) -> str:
-    """Milliseconds since the epoch as a FHIR instant in UTC."""
+    """Milliseconds since the epoch as a FHIR instant in UTC (remembered: a transaction stamps
+    every version it writes with one instant)."""
     dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}+00:00"
 

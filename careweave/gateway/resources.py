@@ -21,6 +21,9 @@ Rules:
    that changed it.
 4. Inside one transaction (a commit group holds several messages: commit.py) a resource checked
    or written once is not looked up again while the content to write is the same.
+5. A resource is serialised when it is prepared, outside the write job (``writes.serialise``;
+   the job joins the body around its version stamp, ``writes.put_serialised``): the writer, which
+   every message waits for, does less. A Patient that merging changed is serialised in the job.
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ from careweave.interactions.request import Request
 from careweave.store import writes
 from careweave.store.base import Tenant, Transaction
 
-__all__ = ["Item", "Remake", "Resources", "Written", "store"]
+__all__ = ["Item", "Ready", "Remake", "Resources", "Written", "store"]
 
 _RECENT = 4096  # validated, indexed resources remembered by content (rule 1)
 _STORED = 50_000  # resources whose stored version and content are known (rule 2)
 Key = tuple[int, str, str]  # tenant key, resource type, id
-Item = tuple[writes.Prepared, bytes]  # a validated, indexed resource and its mapped content
+Ready = tuple[writes.Prepared, writes.Serialised]  # validated, indexed, serialised (rule 5)
+Item = tuple[writes.Prepared, bytes, writes.Serialised]  # ... and its mapped content
 Written = tuple[Key, int, bytes]  # a resource, its version now, its content
 Remake = Callable[[dict[str, Any]], writes.Prepared]  # validate and index (in a write job)
 
@@ -55,7 +59,7 @@ class Resources:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._recent: Recent[tuple[tuple[int, int, bool], bytes], writes.Prepared] = Recent(_RECENT)
+        self._recent: Recent[tuple[tuple[int, int, bool], bytes], Ready] = Recent(_RECENT)
         self.stored: dict[Key, tuple[int, bytes]] = {}  # resource -> (version, mapped content)
 
     async def prepared(
@@ -72,7 +76,7 @@ class Resources:
         before (this process's cache has them, or the resource is prepared here)."""
         profiles = bool(tenant.setting("validate_profiles", False))
         scope = (tenant.key, tenant.params_generation, profiles)
-        got: dict[bytes, writes.Prepared] = {}
+        got: dict[bytes, Ready] = {}
         missing: list[bytes] = []
         for url, content, result in mapped.entries:
             if content in got:
@@ -90,20 +94,20 @@ class Resources:
                 continue
             resource = orjson.loads(content)
             check_id(resource.get("id"))
-            got[content] = prepared = writes.Prepared(url.partition("/")[0], resource, result)
-            self._keep(scope, content, prepared, trial=False)  # the worker sends it again if need be
+            got[content] = ready = _ready(writes.Prepared(url.partition("/")[0], resource, result))
+            self._keep(scope, content, ready, trial=False)  # the worker sends it again if need be
         if missing:
             request = Request(tenant=tenant, method="PUT")
             for content in missing:
-                prepared = await prepare(self.services, request, orjson.loads(content))
-                got[content] = prepared
-                self._keep(scope, content, prepared)
-        return [(got[content], content) for _, content, _ in mapped.entries]
+                ready = _ready(await prepare(self.services, request, orjson.loads(content)))
+                got[content] = ready
+                self._keep(scope, content, ready)
+        return [(got[content][0], content, got[content][1]) for _, content, _ in mapped.entries]
 
     def _keep(
-        self, scope: tuple[int, int, bool], content: bytes, prepared: writes.Prepared, *, trial: bool = True
+        self, scope: tuple[int, int, bool], content: bytes, ready: Ready, *, trial: bool = True
     ) -> None:
-        self._recent.put((scope, content), prepared, trial=trial)
+        self._recent.put((scope, content), ready, trial=trial)
 
     async def _prepared_here(self, tenant: Tenant, bundle: dict[str, Any]) -> list[Item]:
         """Validate and index every resource of the mapped Bundle (rule 5); raises CareweaveError.
@@ -113,7 +117,7 @@ class Resources:
         same tenant settings and search parameters, reuses its validated, indexed form."""
         profiles = bool(tenant.setting("validate_profiles", False))
         scope = (tenant.key, tenant.params_generation, profiles)
-        got: dict[bytes, writes.Prepared] = {}  # held here: others may evict them meanwhile
+        got: dict[bytes, Ready] = {}  # held here: others may evict them meanwhile
         contents = []
         missing: dict[bytes, dict[str, Any]] = {}
         for entry in bundle["entry"]:
@@ -129,11 +133,11 @@ class Resources:
                 missing[content] = resource
         if missing:
             request = Request(tenant=tenant, method="PUT")
-            found = [await prepare(self.services, request, r) for r in missing.values()]
-            for content, prepared in zip(missing, found, strict=True):
-                got[content] = prepared
-                self._keep(scope, content, prepared)
-        return [(got[content], content) for content in contents]
+            found = [_ready(await prepare(self.services, request, r)) for r in missing.values()]
+            for content, ready in zip(missing, found, strict=True):
+                got[content] = ready
+                self._keep(scope, content, ready)
+        return [(got[content][0], content, got[content][1]) for content in contents]
 
     async def remaker(self, tenant: Tenant) -> Remake:
         """Validation and indexing for a write job (a Patient merged with its stored version)."""
@@ -172,7 +176,7 @@ def store(
     messages of a commit group share the facility, the application, clinicians and locations."""
     out = []
     here = _checked(tx)
-    for prepared, content in items:
+    for prepared, content, serialised in items:
         id = prepared.resource["id"]
         key = (tx.tenant.key, prepared.type, id)
         now = here.get(key)
@@ -184,9 +188,11 @@ def store(
             if current is not None and not current.deleted and current.version == seen[0]:
                 here[key] = seen
                 continue
-        if prepared.type == "Patient":
-            prepared = _merged(tx, prepared, remake)
-        outcome = writes.update(tx, prepared, id)
+        merged = _merged(tx, prepared, remake) if prepared.type == "Patient" else prepared
+        if merged is prepared:
+            outcome = writes.put_serialised(tx, serialised)
+        else:
+            outcome = writes.update(tx, merged, id)
         if outcome.stored is not None:
             out.append((key, outcome.stored.version, content))
             here[key] = (outcome.stored.version, content)
@@ -204,6 +210,10 @@ def _checked(tx: Transaction) -> dict[Key, tuple[int, bytes]]:
     if found is None:
         found = _CHECKED[tx] = {}
     return found
+
+
+def _ready(prepared: writes.Prepared) -> Ready:
+    return prepared, writes.serialise(prepared.resource, prepared.index)
 
 
 def _merged(tx: Transaction, prepared: writes.Prepared, remake: Remake) -> writes.Prepared:

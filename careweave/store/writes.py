@@ -39,6 +39,7 @@ __all__ = [
     "conditional_update",
     "create",
     "delete",
+    "put_serialised",
     "serialise",
     "update",
     "update_serialised",
@@ -91,25 +92,24 @@ def serialise(resource: dict[str, Any], index: IndexRows) -> Serialised:
 
 def update_serialised(tx: Transaction, batch: Sequence[Serialised]) -> int:
     """:func:`update` of each resource (``PUT``); returns how many stored a new version."""
-    now = format_instant(tx.now_ms).encode()
-    instants: dict[int, bytes] = {}  # the current versions' lastUpdated (a reload: a few values)
-    stored = 0
     prefetch = getattr(tx, "prefetch", None)  # a backend that looks up many resources at once
     if prefetch is not None:
         prefetch([(item.type, item.id) for item in batch])
-    for item in batch:
-        current = tx.current(item.type, item.id)
-        if current is not None and not current.deleted and current.body is not None:
-            instant = instants.get(current.updated_ms)
-            if instant is None:
-                instant = instants[current.updated_ms] = format_instant(current.updated_ms).encode()
-            if _same_content(current.body, item, current.version, instant):
-                continue
-        version = 1 if current is None else current.version + 1
-        body = _joined(item, version, now)
-        tx.append(NewVersion(item.type, item.id, version, tx.now_ms, False, body, "PUT", item.index))
-        stored += 1
-    return stored
+    return sum(put_serialised(tx, item).changed for item in batch)
+
+
+def put_serialised(tx: Transaction, item: Serialised) -> Outcome:
+    """:func:`update` (``PUT``, no If-Match) of one serialised resource: the same versions and
+    bodies, without serialising in the transaction."""
+    current = tx.current(item.type, item.id)
+    if current is not None and not current.deleted and current.body is not None:
+        instant = format_instant(current.updated_ms).encode()
+        if _same_content(current.body, item, current.version, instant):
+            return Outcome(current, created=False, changed=False)
+    version = 1 if current is None else current.version + 1
+    body = _joined(item, version, format_instant(tx.now_ms).encode())
+    stored = tx.append(NewVersion(item.type, item.id, version, tx.now_ms, False, body, "PUT", item.index))
+    return Outcome(stored, created=current is None or current.deleted)
 
 
 def _same_content(body: bytes, item: Serialised, version: int, instant: bytes) -> bool:

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from careweave.gateway.resources import Item, Resources, store
+from careweave.store import writes
 from careweave.store.base import Tenant, Transaction
 from careweave.store.sql.components import Sql
 from careweave.system import System
@@ -19,6 +20,13 @@ A = {"resourceType": "Organization", "id": "o1", "name": "A"}
 B = {"resourceType": "Organization", "id": "o1", "name": "B"}
 
 
+def _item(remake: Any, resource: dict[str, Any]) -> Item:
+    """What Resources.prepared gives for a mapped resource."""
+    prepared = remake(resource)
+    content = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    return prepared, content, writes.serialise(prepared.resource, prepared.index)
+
+
 async def _setup(system: System) -> tuple[Tenant, Resources, Any]:
     tenant = await system.services.tenants.get("default")
     assert tenant is not None
@@ -26,7 +34,7 @@ async def _setup(system: System) -> tuple[Tenant, Resources, Any]:
     remake = await resources.remaker(tenant)
 
     async def run(*resources_: dict[str, Any]) -> list[int]:
-        items: list[Item] = [(remake(r), orjson.dumps(r, option=orjson.OPT_SORT_KEYS)) for r in resources_]
+        items = [_item(remake, r) for r in resources_]
 
         def job(_: Sql, tx: Transaction) -> Any:
             return store(tx, items, resources.stored, remake)
@@ -80,8 +88,7 @@ async def test_one_transaction_checks_a_shared_resource_once(system: System) -> 
     tenant, resources, run = await _setup(system)
     assert await run(A) == [1]
     remake = await resources.remaker(tenant)
-    a = (remake(A), orjson.dumps(A, option=orjson.OPT_SORT_KEYS))
-    b = (remake(B), orjson.dumps(B, option=orjson.OPT_SORT_KEYS))
+    a, b = _item(remake, A), _item(remake, B)
 
     def group(_: Sql, tx: Transaction) -> Any:
         counting = _Counting(tx)

@@ -261,7 +261,7 @@ async def test_the_parent_validates_a_content_once_when_it_comes_again_soon(
     first = await resources.prepared(tenant, bundles[0], None)
     second = await resources.prepared(tenant, bundles[1], None)
     assert prepared == [e["resource"]["resourceType"] for e in bundles[0]["entry"]] + ["Provenance"]
-    assert [p for p, _ in first[:-1]] == [p for p, _ in second[:-1]]  # the same validated, indexed forms
+    assert [p for p, *_ in first[:-1]] == [p for p, *_ in second[:-1]]  # the same validated, indexed forms
 
 
 def test_a_worker_sends_what_it_finished_in_one_write_while_requests_wait() -> None:

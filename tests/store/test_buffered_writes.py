@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from careweave.errors import CareweaveError, error
+from careweave.fhir.model import format_instant
 from careweave.search.index import IndexRows
 from careweave.search.plan import QueryPlan, TokenMatch
 from careweave.store import writes
@@ -111,6 +112,28 @@ async def test_bulk_updates_store_what_one_write_per_resource_stores(store: Stor
     assert await store.write(tenant, lambda tx: writes.update_serialised(tx, batch[:6])) == 1  # s2 back
     assert await store.write(tenant, lambda tx: writes.update_serialised(tx, batch)) == 1
     assert await store.write(tenant, lambda tx: writes.update_serialised(tx, batch[6:])) == 0
+
+
+async def test_a_serialised_put_stores_what_update_stores(store: Store, tenant: Tenant) -> None:
+    """``put_serialised`` (the gateway's write) against ``update``: the same body but for the
+    instant, version 1 then unchanged; a change is version 2."""
+    other = await store.create_tenant("by-update")
+    prepared = patient("x1", "7")
+    item = writes.serialise(prepared.resource, prepared.index)
+    first = await store.write(tenant, lambda tx: writes.put_serialised(tx, item))
+    again = await store.write(tenant, lambda tx: writes.put_serialised(tx, item))
+    assert (first.created, first.changed, again.created, again.changed) == (True, True, False, False)
+    assert first.stored is not None and again.stored is not None and again.stored.version == 1
+    await store.write(other, lambda tx: writes.update(tx, prepared, "x1"))
+    ours, theirs = await store.read(tenant, "Patient", "x1"), await store.read(other, "Patient", "x1")
+    assert ours is not None and theirs is not None and ours.body is not None and theirs.body is not None
+    assert ours.body.replace(format_instant(ours.updated_ms).encode(), b"") == theirs.body.replace(
+        format_instant(theirs.updated_ms).encode(), b""
+    )
+    changed = patient("x1", "7", "Jones")
+    item = writes.serialise(changed.resource, changed.index)
+    later = await store.write(tenant, lambda tx: writes.put_serialised(tx, item))
+    assert later.changed and not later.created and later.stored is not None and later.stored.version == 2
 
 
 # -- SQLite ---------------------------------------------------------------------------------------
