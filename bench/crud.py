@@ -105,6 +105,24 @@ def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def wait_idle(proc: subprocess.Popen[bytes], timeout: float = 900.0) -> float:
+    """Wait until the server has used under 5% of a core for two seconds (a server started on
+    freshly loaded data first has the MPI follow the whole change log); returns the seconds waited."""
+    started = time.monotonic()
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    quiet = 0
+    while time.monotonic() - started < timeout and quiet < 2:
+        before = cpu()
+        time.sleep(1.0)
+        quiet = quiet + 1 if cpu() - before < 0.05 else 0
+    return time.monotonic() - started
+
+
 def start_careweave(data: Path, port: int, server: str) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "careweave.cli", "serve", "--data", str(data), "--port", str(port)]
     cmd += ["--server", server]

@@ -239,9 +239,10 @@ def run(patients: int = 20000, seconds: int = 8, data_root: Path | None = None) 
     proc = subprocess.Popen([sys.executable, "-m", "careweave.cli", "serve", "--data", str(data),
                              "--port", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    from bench.crud import wait_up
+    from bench.crud import wait_idle, wait_up
 
     wait_up(f"http://127.0.0.1:{port}/health", proc)
+    print(f"server idle after {wait_idle(proc):.0f} s", flush=True)  # the MPI catches up first
     rows = []
     try:
         for kind, items in qs.items():
