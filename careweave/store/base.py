@@ -14,7 +14,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -164,6 +164,12 @@ class Transaction(Protocol):
 
     def current(self, type: str, id: str) -> StoredResource | None:
         """The current version (a deletion tombstone included), or None if never stored."""
+        ...
+
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Look up the current versions of many ``(type, id)`` at once, ahead of :meth:`current`
+        asking for each (one statement per type instead of one per resource); what it finds is
+        answered once. Only a saving: ``current`` gives the same answers without it."""
         ...
 
     def append(self, version: NewVersion) -> StoredResource:

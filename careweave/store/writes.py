@@ -13,8 +13,8 @@ Rules (FHIR R4 http.html, sections create, update, delete, conditional create/up
 6. A resource can be serialised ahead of its transaction (:func:`serialise`, bulk load does it in
    worker processes): its body is then joined around the version stamp, byte for byte the body
    :func:`update` would store, and compared with the current version without parsing when both
-   are the same bytes. A backend that can look many resources up at once offers
-   ``tx.prefetch(keys)``, called once per batch before the per-resource lookups.
+   are the same bytes. A batch's resources are looked up at once (``tx.prefetch``) before the
+   per-resource lookups.
 """
 
 from __future__ import annotations
@@ -92,9 +92,7 @@ def serialise(resource: dict[str, Any], index: IndexRows) -> Serialised:
 
 def update_serialised(tx: Transaction, batch: Sequence[Serialised]) -> int:
     """:func:`update` of each resource (``PUT``); returns how many stored a new version."""
-    prefetch = getattr(tx, "prefetch", None)  # a backend that looks up many resources at once
-    if prefetch is not None:
-        prefetch([(item.type, item.id) for item in batch])
+    tx.prefetch([(item.type, item.id) for item in batch])
     return sum(put_serialised(tx, item).changed for item in batch)
 
 

@@ -17,7 +17,7 @@ from careweave.fhir.model import format_instant
 from careweave.search.index import IndexRows
 from careweave.search.plan import QueryPlan, TokenMatch
 from careweave.store import writes
-from careweave.store.base import HistoryQuery, Store, Tenant
+from careweave.store.base import HistoryQuery, Store, Tenant, Transaction
 from careweave.store.sql import sqlite as sqlite_backend
 from careweave.store.sql.schema import ROW_BITS
 from careweave.store.sql.sqlite import SqliteStore
@@ -134,6 +134,34 @@ async def test_a_serialised_put_stores_what_update_stores(store: Store, tenant: 
     item = writes.serialise(changed.resource, changed.index)
     later = await store.write(tenant, lambda tx: writes.put_serialised(tx, item))
     assert later.changed and not later.created and later.stored is not None and later.stored.version == 2
+
+
+async def test_prefetched_lookups_answer_what_single_lookups_answer(store: Store, tenant: Tenant) -> None:
+    """``tx.prefetch`` then ``current``: the stored versions, None for what is not there, and a
+    version appended after the prefetch is the current one."""
+    for i in range(3):
+        await store.write(tenant, lambda tx, i=i: writes.update(tx, patient(f"f{i}", str(i)), f"f{i}"))
+    await store.write(tenant, lambda tx: writes.delete(tx, "Patient", "f2"))
+    keys = [("Patient", f"f{i}") for i in range(4)] + [("Observation", "f0")]
+
+    def looked_up(tx: Transaction, prefetch: bool) -> list[tuple[int, bool] | None]:
+        if prefetch:
+            tx.prefetch(keys)
+        found = [tx.current(*key) for key in keys]
+        return [None if f is None else (f.version, f.deleted) for f in found]
+
+    single = await store.write(tenant, lambda tx: looked_up(tx, False))
+    assert single == [(1, False), (1, False), (2, True), None, None]
+    assert await store.write(tenant, lambda tx: looked_up(tx, True)) == single
+
+    def append_after_prefetch(tx: Transaction) -> tuple[int, int] | None:
+        tx.prefetch(keys)
+        writes.update(tx, patient("f0", "0", "Other"), "f0")
+        writes.update(tx, patient("f3", "3"), "f3")
+        now, new = tx.current("Patient", "f0"), tx.current("Patient", "f3")
+        return None if now is None or new is None else (now.version, new.version)
+
+    assert await store.write(tenant, append_after_prefetch) == (2, 1)
 
 
 # -- SQLite ---------------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from careweave.search.index import IndexRows
 from careweave.search.plan import QueryPlan
@@ -31,6 +33,10 @@ def _insert(table: str, columns: Sequence[str]) -> str:
 _CURRENT = (
     "SELECT rk, version, updated_ms, deleted, body, ixmask FROM resource "
     "WHERE tid = ? AND type = ? AND id = ? FOR UPDATE"
+)
+_CURRENT_MANY = (
+    "SELECT id, rk, version, updated_ms, deleted, body, ixmask FROM resource "
+    "WHERE tid = ? AND type = ? AND id IN (SELECT jsonb_array_elements_text(?::jsonb)) FOR UPDATE"
 )
 _RESOURCE_COLUMNS = ("rk", "tid", "type", "id", "version", "updated_ms", "deleted", "body", "ixmask")
 _INSERT_RESOURCE = _insert("resource", _RESOURCE_COLUMNS)
@@ -137,6 +143,7 @@ class PgTransaction(Transaction):
         self._rks: dict[tuple[str, str], int] = {}
         self._masks: dict[int, int] = {}
         self._absent: set[tuple[str, str]] = set()  # (type, id) found not to exist
+        self._fetched: dict[tuple[str, str], StoredResource] = {}  # by prefetch, until used
         self._free_rks: list[int] = []  # row keys taken from the sequence, not used yet
         self._new: dict[tuple[str, str], tuple[Any, ...]] = {}  # buffered resource rows
         self._history: list[tuple[list[Any], StoredResource]] = []
@@ -146,10 +153,31 @@ class PgTransaction(Transaction):
         self.written: dict[str, int] = {}  # rows written per table (the store keeps statistics fresh)
         self._new_pids: dict[str, int] = {}  # parameter ids this transaction has looked up
 
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        ids: dict[str, list[str]] = {}
+        for key in keys:
+            if key not in self._rks and key not in self._absent and key not in self._new:
+                ids.setdefault(key[0], []).append(key[1])
+        for type_, wanted in ids.items():
+            found = self.sql.execute(_CURRENT_MANY, (self.tenant.key, type_, orjson.dumps(wanted).decode()))
+            for id_, rk, version, updated_ms, deleted, body, ixmask in found:
+                self._rks[(type_, id_)] = rk
+                self._masks[rk] = ixmask
+                self._fetched[(type_, id_)] = StoredResource(
+                    type_, id_, version, updated_ms, bool(deleted), as_bytes(body)
+                )
+            self._absent.update((type_, i) for i in wanted if (type_, i) not in self._rks)
+
     def current(self, type: str, id: str) -> StoredResource | None:
         key = (type, id)
         if key in self._new:
             self.flush()
+        elif key in self._absent:
+            return None  # (only append creates it, and takes it out of _absent)
+        else:
+            fetched = self._fetched.pop(key, None)
+            if fetched is not None:
+                return fetched
         row = self.sql.execute(_CURRENT, (self.tenant.key, type, id)).fetchone()
         if row is None:
             self._absent.add(key)
@@ -163,6 +191,7 @@ class PgTransaction(Transaction):
         tid = self.tenant.key
         v = version
         key = (v.type, v.id)
+        self._fetched.pop(key, None)  # what prefetch found is no longer current
         rk = self._rks.get(key)
         if rk is None and key not in self._absent and self.current(*key) is not None:
             rk = self._rks[key]
