@@ -61,6 +61,9 @@ class Resources:
         self.services = services
         self._recent: Recent[tuple[tuple[int, int, bool], bytes], Ready] = Recent(_RECENT)
         self.stored: dict[Key, tuple[int, bytes]] = {}  # resource -> (version, mapped content)
+        self._checked: weakref.WeakKeyDictionary[Transaction, dict[Key, tuple[int, bytes]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def prepared(
         self, tenant: Tenant, bundle: dict[str, Any] | None, mapped: Mapped | None
@@ -154,6 +157,15 @@ class Resources:
 
         return remake
 
+    def checked(self, tx: Transaction) -> dict[Key, tuple[int, bytes]]:
+        """Rule 4: the resources whose current version (and mapped content) ``tx`` knows. A
+        transaction object lives for one run of one writer job (a rerun gets a new one), so what
+        it knows is never carried past a rollback. Called in the writer only."""
+        found = self._checked.get(tx)
+        if found is None:
+            found = self._checked[tx] = {}
+        return found
+
     def remember(self, written: list[Written]) -> None:
         """After a commit: the versions this gateway now knows the content of (rule 2)."""
         for key, version, content in written:
@@ -164,7 +176,11 @@ class Resources:
 
 
 def store(
-    tx: Transaction, items: list[Item], known: Mapping[Key, tuple[int, bytes]], remake: Remake
+    tx: Transaction,
+    items: list[Item],
+    known: Mapping[Key, tuple[int, bytes]],
+    remake: Remake,
+    here: dict[Key, tuple[int, bytes]],
 ) -> list[Written]:
     """PUT each resource (``writes.update``: versions, meta, index rows, the change log); returns
     what now stands where. A resource whose stored version is one this gateway wrote or saw with
@@ -172,10 +188,10 @@ def store(
     unchanged too, at the cost of parsing and re-serialising it). A Patient is merged with its
     stored version first (links and retired records outlive later messages: ``merge_patient``).
 
-    What one transaction has checked or written is not looked up again in it (rule 4): the
-    messages of a commit group share the facility, the application, clinicians and locations."""
+    What one transaction has checked or written (``here``: :meth:`Resources.checked`) is not
+    looked up again in it (rule 4): the messages of a commit group share the facility, the
+    application, clinicians and locations."""
     out = []
-    here = _checked(tx)
     for prepared, content, serialised in items:
         id = prepared.resource["id"]
         key = (tx.tenant.key, prepared.type, id)
@@ -197,19 +213,6 @@ def store(
             out.append((key, outcome.stored.version, content))
             here[key] = (outcome.stored.version, content)
     return out
-
-
-_CHECKED: weakref.WeakKeyDictionary[Transaction, dict[Key, tuple[int, bytes]]] = weakref.WeakKeyDictionary()
-
-
-def _checked(tx: Transaction) -> dict[Key, tuple[int, bytes]]:
-    """Rule 4: the resources whose current version (and mapped content) this transaction knows.
-    A transaction object lives for one run of one writer job (a rerun gets a new one), so what
-    it knows is never carried past a rollback."""
-    found = _CHECKED.get(tx)
-    if found is None:
-        found = _CHECKED[tx] = {}
-    return found
 
 
 def _ready(prepared: writes.Prepared) -> Ready:

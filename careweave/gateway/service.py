@@ -318,7 +318,7 @@ class Gateway:
                 claimed = -claimed
                 sql.set_outcome(conn, new.tid, claimed, status=PROCESSED, reason=None, reply=reply,
                                 app_ack=None, app_ack_state=None, now_ms=tx.now_ms)  # fmt: skip
-            return claimed, store(tx, prepared, known, remake)
+            return claimed, store(tx, prepared, known, remake, self._resources.checked(tx))
 
         try:
             done, written = await self._group.write(tenant, job)
@@ -404,7 +404,7 @@ class Gateway:
             sql.set_outcome(conn, tenant.key, id, status=status, reason=reason, reply=reply,
                             app_ack=application if app_state else None, app_ack_state=app_state,
                             now_ms=tx.now_ms)  # fmt: skip
-            return store(tx, prepared, known, remake)
+            return store(tx, prepared, known, remake, self._resources.checked(tx))
 
         try:
             self._resources.remember(await self._group.write(tenant, job))

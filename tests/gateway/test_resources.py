@@ -37,7 +37,7 @@ async def _setup(system: System) -> tuple[Tenant, Resources, Any]:
         items = [_item(remake, r) for r in resources_]
 
         def job(_: Sql, tx: Transaction) -> Any:
-            return store(tx, items, resources.stored, remake)
+            return store(tx, items, resources.stored, remake, resources.checked(tx))
 
         written = await system.store.sql_write_tenant(tenant, job)
         resources.remember(written)
@@ -90,13 +90,15 @@ async def test_one_transaction_checks_a_shared_resource_once(system: System) -> 
     remake = await resources.remaker(tenant)
     a, b = _item(remake, A), _item(remake, B)
 
+    def put(counting: _Counting, items: list[Item]) -> Any:
+        return store(counting, items, resources.stored, remake, resources.checked(counting))  # type: ignore[arg-type]
+
     def group(_: Sql, tx: Transaction) -> Any:
         counting = _Counting(tx)
-        first = store(counting, [a], resources.stored, remake)  # type: ignore[arg-type]
+        first = put(counting, [a])
         after_first = counting.lookups
-        second = store(counting, [a], resources.stored, remake)  # type: ignore[arg-type]
-        third = store(counting, [b], resources.stored, remake)  # type: ignore[arg-type]
-        fourth = store(counting, [b], resources.stored, remake)  # type: ignore[arg-type]
+        second = put(counting, [a])
+        third, fourth = put(counting, [b]), put(counting, [b])
         return first, after_first, second, counting.lookups - after_first, third, fourth
 
     first, after_first, second, more, third, fourth = await system.store.sql_write_tenant(tenant, group)
@@ -106,7 +108,7 @@ async def test_one_transaction_checks_a_shared_resource_once(system: System) -> 
 
     def again(_: Sql, tx: Transaction) -> Any:  # another transaction checks for itself
         counting = _Counting(tx)
-        store(counting, [b], resources.stored, remake)  # type: ignore[arg-type]
+        put(counting, [b])
         return counting.lookups
 
     resources.remember(third)
