@@ -126,7 +126,8 @@ async def test_a_version_4_database_is_rebuilt_and_searches_as_a_new_one(tmp_pat
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert not {f"{t}_rk" for t in INDEX_TABLES} & indexes
-        assert {"ix_token_code", "ix_date_first", "ix_reference_url", "ix_string_last"} <= indexes
+        assert {"ix_token_code", "ix_date_hi", "ix_reference_url", "ix_string_v"} <= indexes
+        assert not {"ix_date_first", "ix_date_last", "ix_string_first", "ix_string_last"} & indexes  # 6
         assert "rk" not in {r[1] for r in conn.execute("PRAGMA table_info(ix_token)")}
         conn.close()
         # the same rows, each resource's numbered 0, 1, 2 ... in each table
