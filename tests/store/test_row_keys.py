@@ -56,13 +56,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await backend.close()
 
 
-@pytest.fixture
-async def tenant(store: SqliteStore) -> Tenant:
-    found = await store.tenant("default")
-    assert found is not None
-    return found
-
-
 def patient_rows(*identifiers: str, family: str = "smith") -> IndexRows:
     rows = IndexRows()
     rows.tokens += [("Patient.identifier", "urn:x", i, 0) for i in identifiers]

@@ -16,6 +16,8 @@ Rules:
 
 from __future__ import annotations
 
+from careweave.store.sql.schema import SORT_FLAGS_IN_VALUE_INDEXES
+
 __all__ = ["CORE", "MIGRATIONS"]
 
 CORE = "careweave"
@@ -148,21 +150,6 @@ CREATE INDEX job_tenant ON job (tid, jid);
 INSERT INTO tenant (name, created_ms, settings) VALUES ('default', 0, '{{}}');
 """
 
-# 2: as SQLite's migration 6: the partial first/last indexes of ix_date and ix_string go, the value
-# indexes carry ``flags`` (a sorted scan reads them in order and skips the rows that are not first,
-# or last, from the index): a date row is written into two value indexes instead of four, a string
-# row into one instead of three.
-_V2 = """
-DROP INDEX ix_date_first;
-DROP INDEX ix_date_last;
-DROP INDEX ix_date_lo;
-DROP INDEX ix_date_hi;
-CREATE INDEX ix_date_lo ON ix_date (tid, pid, lo, flags);
-CREATE INDEX ix_date_hi ON ix_date (tid, pid, hi, flags);
-DROP INDEX ix_string_first;
-DROP INDEX ix_string_last;
-DROP INDEX ix_string_v;
-CREATE INDEX ix_string_v ON ix_string (tid, pid, norm, flags);
-"""
-
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# 2: as SQLite's migration 6, the same statements: the partial first/last indexes of ix_date and
+# ix_string go, the value indexes carry ``flags``.
+MIGRATIONS: tuple[str, ...] = (_V1, SORT_FLAGS_IN_VALUE_INDEXES)

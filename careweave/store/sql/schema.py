@@ -12,7 +12,7 @@ Rules:
 
 from __future__ import annotations
 
-__all__ = ["INDEX_TABLES", "MIGRATIONS", "ROW_BITS", "TENANT_TABLES"]
+__all__ = ["INDEX_TABLES", "MIGRATIONS", "ROW_BITS", "SORT_FLAGS_IN_VALUE_INDEXES", "TENANT_TABLES"]
 
 # Low bits of an index row's key, numbering one resource's rows in one table: 2^24 (16.8M) rows. Rows
 # are deduplicated, so only a pathological body of tens of megabytes (millions of distinct values)
@@ -257,8 +257,9 @@ _V5 = "".join(_v5_table(table, columns, indexes) for table, (columns, indexes) i
 # (for sorting by a parameter's lowest or highest value) held most rows a second time, since a
 # single value is both; the value indexes now carry ``flags`` instead, and a sorted scan reads them
 # in order and skips the rows that are not first (or last) from the index itself. A date row is
-# written into two indexes instead of four, a string row into one instead of three.
-_V6 = """
+# written into two indexes instead of four, a string row into one instead of three. The same
+# statements are PostgreSQL's migration 2 (pg_schema.py).
+SORT_FLAGS_IN_VALUE_INDEXES = """
 DROP INDEX ix_date_first;
 DROP INDEX ix_date_last;
 DROP INDEX ix_date_lo;
@@ -271,7 +272,7 @@ DROP INDEX ix_string_v;
 CREATE INDEX ix_string_v ON ix_string (tid, pid, norm, flags);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, SORT_FLAGS_IN_VALUE_INDEXES)
 
 # The index tables, in the bit order of resource.ixmask.
 INDEX_TABLES = tuple(t for t in TENANT_TABLES if t.startswith("ix_"))
