@@ -18,8 +18,9 @@ Rules:
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
@@ -84,6 +85,18 @@ TABLE_OF_KIND = {
     "special": "ix_geo",
 }
 _DAY_MS = 86_400_000
+# conditions whose index form reads one table under one alias, with no subquery (where_all)
+_ROW_LOCAL = (
+    TokenMatch,
+    TokenIn,
+    StringMatch,
+    RefMatch,
+    RefIn,
+    DateMatch,
+    NumberMatch,
+    QuantityMatch,
+    UriMatch,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,7 @@ class Dialect:
     join_in_order: str  # a join keeping the written table order
     row_rk: str  # the resource row key of index row {a}
     row_of: str  # index row {a} belongs to the resource whose row key is {rk} (a column)
+    any_row: str  # aggregate: the condition {c} holds on some row (NULL or false on none)
     # after an index table's alias, where the statement reads one resource's rows: by their key,
     # never by a value index (SQLite would otherwise often walk every row with the value instead)
     by_key: str
@@ -114,6 +128,7 @@ SQLITE = Dialect(
     f"({{a}}.ik >> {ROW_BITS})",
     # a key range, which SQLite searches on the table's own B-tree (INTEGER PRIMARY KEY)
     f"{{a}}.ik BETWEEN ({{rk}} << {ROW_BITS}) AND (({{rk}} << {ROW_BITS}) | {_ROW_LOW})",
+    "max({c})",
     " NOT INDEXED",  # (the table's own key, INTEGER PRIMARY KEY, is still used)
 )
 POSTGRES = Dialect(
@@ -125,6 +140,7 @@ POSTGRES = Dialect(
     "JOIN",
     "{a}.rk",
     "{a}.rk = {rk}",
+    "bool_or({c})",
     "",
 )
 
@@ -184,6 +200,46 @@ class Compiler:
         where = [self.row_of(atom.alias, rk), self.tenant(atom.alias, params), *atom.conditions]
         params.extend(atom.params)
         return f"EXISTS (SELECT 1 FROM {self.by_key(atom.table, atom.alias)} WHERE {' AND '.join(where)})"
+
+    def where_all(
+        self, preds: Sequence[Predicate], r: str, types: tuple[str, ...], params: list[Any]
+    ) -> list[str]:
+        """:meth:`where` of each predicate (all must hold), except that the simple conditions on
+        one index table are checked in one read of the resource's rows there: each condition must
+        hold on some row, as ``EXISTS`` of each would say (``date=ge..&date=lt..`` on a value
+        each). One read instead of one per condition."""
+        groups: dict[str, list[Atom]] = {}
+        order: list[Predicate | str] = []
+        for pred in preds:
+            atom = self.atom(pred) if isinstance(pred, _ROW_LOCAL) else None
+            if atom is None:
+                order.append(pred)
+                continue
+            if atom.table not in groups:
+                groups[atom.table] = []
+                order.append(atom.table)
+            groups[atom.table].append(atom)
+        out: list[str] = []
+        for item in order:
+            if not isinstance(item, str):
+                out.append(self.where(item, r, types, params))
+            elif len(groups[item]) == 1:
+                out.append(self.exists(groups[item][0], r, params))
+            else:
+                out.append(self._all_exist(groups[item], f"{r}.rk", params))
+        return out
+
+    def _all_exist(self, atoms: list[Atom], rk: str, params: list[Any]) -> str:
+        """Each atom (one table, one alias each, in its conditions) has a row of the resource."""
+        a = atoms[0].alias
+        checks = []
+        for atom in atoms:
+            conditions = [re.sub(rf"\b{atom.alias}\.", f"{a}.", c) for c in atom.conditions]
+            checks.append(self.dialect.any_row.format(c=" AND ".join(conditions)))
+            params.extend(atom.params)
+        where = [self.row_of(a, rk), self.tenant(a, params)]
+        rows = self.by_key(atoms[0].table, a)
+        return f"(SELECT {' AND '.join(checks)} FROM {rows} WHERE {' AND '.join(where)})"
 
     def where(self, pred: Predicate, r: str, types: tuple[str, ...], params: list[Any]) -> str:
         """A boolean SQL expression over the resource row alias ``r``."""

@@ -48,6 +48,7 @@ from careweave.store.sql.query import (
     direct,
     page_statements,
     plan_count,
+    probe_count,
     probed_page,
 )
 
@@ -105,17 +106,25 @@ def prepare_search(
     probe_cap: int = PROBE_CAP,
     cache: StatementCache | None = None,
     generation: int = 0,
+    build: Build | None = None,
 ) -> PreparedSearch:
     """Plan ``plan`` (the probes run on ``conn``) and compile its statements, or take them from
-    ``cache`` (``generation``: the tenant's parameter generation). With a ``probe_cap`` below
-    PROBE_CAP the result may be unsettled (only a quick look)."""
-    build = direct(compiler, plan) if cache is None else cache.builder(compiler, plan, generation)
+    ``cache`` (``generation``: the tenant's parameter generation), or from ``build`` (made by
+    :func:`builder` for this plan). With a ``probe_cap`` below PROBE_CAP the result may be
+    unsettled (only a quick look)."""
+    if build is None:
+        build = builder(compiler, plan, cache, generation)
     count = None
     if plan.total in ("accurate", "estimate") or plan.count == 0:
         count = plan_count(conn, build, plan)
     if plan.count == 0:
         return PreparedSearch(count, [])
     return PreparedSearch(count, page_statements(conn, build, plan, probe_cap))
+
+
+def builder(compiler: Compiler, plan: QueryPlan, cache: StatementCache | None, generation: int) -> Build:
+    """The statements of ``plan``: from ``cache`` (by its shape) when there is one."""
+    return direct(compiler, plan) if cache is None else cache.builder(compiler, plan, generation)
 
 
 class _Template:
@@ -322,10 +331,11 @@ def search_inline(
     conn.set_progress_handler(progress, _PROGRESS_STEPS)
     try:
         compiler = Compiler(tid, pid_of)
-        found = _probed(conn, tid, pid_of, compiler, plan, cache, generation)
+        build = builder(compiler, plan, cache, generation)  # (the shape is looked up once)
+        found = _probed(conn, tid, pid_of, build, plan)
         if found is not None:
             return found
-        prepared = prepare_search(conn, compiler, plan, INLINE_CANDIDATES + 1, cache, generation)
+        prepared = prepare_search(conn, compiler, plan, INLINE_CANDIDATES + 1, build=build)
         if not prepared.bounded:
             return None, prepared if prepared.settled else None
         if not plan.includes and prepared.count is None:
@@ -348,30 +358,26 @@ def search_inline(
 
 
 def _probed(
-    conn: sqlite3.Connection,
-    tid: int,
-    pid_of: PidOf,
-    compiler: Compiler,
-    plan: QueryPlan,
-    cache: StatementCache | None,
-    generation: int,
+    conn: sqlite3.Connection, tid: int, pid_of: PidOf, build: Build, plan: QueryPlan
 ) -> tuple[SearchPage | None, PreparedSearch | None] | None:
     """The page in one statement, the probe of the condition probed first in a column
     (``query.probed_page``): when it has at most :data:`INLINE_CANDIDATES` rows, they are all the
-    candidates and the rows are the page (a smaller driver would give the same page). A single
+    candidates and the rows are the page (a smaller driver would give the same page). When no
+    row comes back, the probe alone (in the same snapshot) says whether that is because there are
+    no matches (the page is empty) or because the candidates were cut at the cap. A single
     condition with more: neither page nor plan (as a probe capped there leaves the choice open).
-    None when this does not apply, when no row came back, or when other conditions may drive
-    better (then the plan is made as usual)."""
+    None when this does not apply, or when other conditions may drive better (then the plan is
+    made as usual)."""
     cap = INLINE_CANDIDATES + 1
-    build = direct(compiler, plan) if cache is None else cache.builder(compiler, plan, generation)
     found = probed_page(build, plan, cap)
     if found is None:
         return None
-    statement, alone = found
-    if plan.includes:
-        conn.execute("BEGIN")  # the includes are read in the page's snapshot
+    statement, alone, index = found
+    conn.execute("BEGIN")  # the page and, when it is empty, its probe (or its includes) in one snapshot
     rows = conn.execute(statement.sql, statement.params).fetchall()
-    size = int(rows[0][-1]) if rows else cap
+    size = int(rows[0][-1]) if rows else probe_count(conn, build, index, cap)
+    if size is None:
+        size = cap
     if size >= cap:
         if conn.in_transaction:
             conn.execute("COMMIT")
