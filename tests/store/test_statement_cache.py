@@ -335,3 +335,43 @@ async def test_inline_searches_from_the_cache_answer_as_compiled_ones(system, da
         assert inline >= len(QUERIES)  # most ran inline
     finally:
         conn.close()
+
+
+def _reference_shape(value: Any, values: list[Any]) -> Any:
+    """plan_shape's rule, written plainly (compile.py unrolls it per plan class)."""
+    from dataclasses import fields
+
+    from careweave.store.sql.compile import _STRUCTURAL
+
+    if isinstance(value, str) and not isinstance(value, bool):
+        if value:
+            values.append(value)
+            return "?"
+        return value
+    if type(value) in (int, float):
+        values.append(value)
+        return "?"
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, tuple):
+        return tuple(_reference_shape(v, values) for v in value)
+    shapes = [
+        getattr(value, f.name) if f.name in _STRUCTURAL else _reference_shape(getattr(value, f.name), values)
+        for f in fields(value)
+    ]
+    return (type(value), *shapes)
+
+
+async def test_unrolled_shapes_follow_the_rule(system) -> None:
+    from careweave.store.sql.compile import plan_shape
+    from careweave.store.sql.query import MARKERS
+
+    for type_, query in [*QUERIES, ("Patient", "_has:Observation:patient:code=29463-7&name=smi"),
+                         ("Observation", "subject:Patient.name=smi&value-quantity=gt5|http://unitsofmeasure.org|mg"),
+                         ("Observation", "code-value-quantity=http://loinc.org|8302-2$lt100&_text=x&_list=l1"),
+                         ("Observation", "status:missing=true&_id=o1,o2&_lastUpdated=ge2020")]:  # fmt: skip
+        plan = _parse(system, type_, query)
+        key, values = plan_shape(plan, 7, MARKERS)
+        expected: list[Any] = [7, plan.count]
+        assert key[1] == _reference_shape(plan.where, expected), query
+        assert values[: len(expected)] == expected, query

@@ -851,10 +851,39 @@ def _shape(value: Any, values: list[Any]) -> Any:
         return value
     if cls is tuple:
         return tuple([_shape(v, values) for v in value])
-    return (
-        cls,
-        *[getattr(value, n) if fixed else _shape(getattr(value, n), values) for n, fixed in _fields_of(cls)],
-    )
+    shaper = _SHAPERS.get(cls)
+    if shaper is None:
+        raise TypeError(f"no shape for {cls.__name__}")
+    return shaper(value, values)
+
+
+def _shaper(cls: type) -> Callable[[Any, list[Any]], Any]:
+    """:func:`_shape` of one plan class, its fields unrolled (the shape is taken on every search):
+    ``(cls, field shapes...)``, each value field's value appended to ``values`` in field order."""
+    lines = ["def shape(v, values):"]
+    items = ["cls"]
+    for k, (name, fixed) in enumerate(_FIELDS[cls]):
+        if fixed:
+            items.append(f"v.{name}")
+            continue
+        lines += [
+            f"    x{k} = v.{name}",
+            f"    t = type(x{k})",
+            f"    if t is int or t is float or (t is str and x{k}):",
+            f"        values.append(x{k})",
+            f"        x{k} = _VALUE",
+            f"    elif not (x{k} is None or t is bool or t is str):",
+            f"        x{k} = _shape(x{k}, values)",
+        ]
+        items.append(f"x{k}")
+    lines.append(f"    return ({', '.join(items)},)")
+    scope: dict[str, Any] = {"cls": cls, "_VALUE": _VALUE, "_shape": _shape}
+    exec("\n".join(lines), scope)  # (names and code are this module's own: no outside input)
+    shape: Callable[[Any, list[Any]], Any] = scope["shape"]
+    return shape
+
+
+_SHAPERS: dict[type, Callable[[Any, list[Any]], Any]] = {cls: _shaper(cls) for cls in _PLAN_CLASSES}
 
 
 def _slotted(value: Any, counter: list[int]) -> Any:
