@@ -29,6 +29,8 @@ HERE = Path(__file__).parent
 # SQLite index rows are keyed rk << 24 | ordinal (careweave/store/sql/schema.py): one resource's rows
 _ROWS_OF = "{a}.ik BETWEEN ({rk} << 24) AND (({rk} << 24) | 16777215)"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
+# a fixed pseudo-random order of rows (the same samples on every run: runs compare)
+_SHUFFLED = "(rowid * 7919) % 1000003, rowid"
 
 
 def prepare(data: Path, patients: int) -> None:
@@ -56,17 +58,17 @@ def samples(db: Path, n: int, seed: int = 7) -> dict[str, list[Any]]:
     conn = sqlite3.connect(db)
     pid = dict(conn.execute("SELECT key, pid FROM param"))
     patients = [r[0] for r in conn.execute(
-        "SELECT id FROM resource WHERE tid = 1 AND type = 'Patient' ORDER BY random() LIMIT ?",
+        "SELECT id FROM resource WHERE tid = 1 AND type = 'Patient' ORDER BY " + _SHUFFLED + " LIMIT ?",
         (n,))]
     codes = [r for r in conn.execute(
         "SELECT system, code, count(*) c FROM ix_token WHERE tid = 1 AND pid = ? "
         "GROUP BY system, code ORDER BY c DESC LIMIT 40", (pid["Observation.code"],))]
     rare = [c for c in codes if c[2] < 20000] or codes
     names = [r[0] for r in conn.execute(
-        "SELECT norm FROM ix_string WHERE tid = 1 AND pid = ? ORDER BY random() LIMIT ?",
+        "SELECT norm FROM ix_string WHERE tid = 1 AND pid = ? ORDER BY " + _SHUFFLED + " LIMIT ?",
         (pid["Patient.family"], n))]
     nhs = [r[0] for r in conn.execute(
-        "SELECT code FROM ix_token WHERE tid = 1 AND pid = ? AND system = ? ORDER BY random() "
+        "SELECT code FROM ix_token WHERE tid = 1 AND pid = ? AND system = ? ORDER BY " + _SHUFFLED + " "
         "LIMIT ?", (pid["Patient.identifier"], NHS, n))]
     conn.close()
     return {"patients": patients, "codes": [(s, c) for s, c, _ in rare], "names": names,
@@ -171,57 +173,54 @@ def _pcts(values: list[float]) -> tuple[float, float]:
     return statistics.median(values), values[min(len(values) - 1, int(len(values) * 0.99))]
 
 
-def time_hand_sql(
-    db: Path, kind: str, qs: list[dict[str, str]], pid: dict[str, int]
-) -> tuple[float, float, float]:
-    """p50 and p99 ms, and CPU µs per query (process time: noisy neighbours inflate wall time)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.execute("PRAGMA cache_size = -65536")
-    times = []
-    cpu = 0.0
-    for q in qs:
-        sql, params = hand_sql(kind, q, pid)
-        c, t = time.process_time(), time.perf_counter()
-        conn.execute(sql, params).fetchall()
-        times.append((time.perf_counter() - t) * 1000)
-        cpu += time.process_time() - c
-    conn.close()
-    return (*_pcts(times[10:]), cpu / len(qs) * 1e6)
-
-
-def time_engine(
-    data: Path, kind: str, qs: list[dict[str, str]]
-) -> tuple[tuple[float, float, float], list[str]]:
-    """The search engine alone, in-process: plan, SQL, page (``Store.search``; parsing and HTTP
-    not timed). p50 and p99 ms, and CPU µs per query (process time, the reader pool's included)."""
+def time_engine_and_hand(
+    data: Path, db: Path, kind: str, qs: list[dict[str, str]], pid: dict[str, int], passes: int = 3
+) -> tuple[tuple[float, float, float], tuple[float, float, float], list[str]]:
+    """The search engine alone, in-process (plan, SQL, page: ``Store.search``; parsing and HTTP
+    not timed), and the same query by hand in SQL on its own read-only connection, alternated query
+    by query (so a machine that speeds up or slows down meanwhile moves both alike). For each:
+    p50 and p99 ms, and CPU µs per query (process time: noisy neighbours inflate wall time; the
+    engine's includes its reader pool's). Also the plan of the first query."""
     from urllib.parse import parse_qsl
 
     from careweave.search.params import SearchContext, parse_search
     from careweave.settings import Settings
     from careweave.system import build_system
 
-    async def run() -> tuple[list[float], float, list[str]]:
+    hand = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    hand.execute("PRAGMA cache_size = -65536")
+
+    async def run() -> tuple[tuple[float, float, float], tuple[float, float, float], list[str]]:
         system = build_system(Settings(data_dir=data))
         tenant = await system.store.tenant("default")
         ctx = SearchContext(system.definitions.search_params, system.services.resource_types, "",
                             None)
-        times: list[float] = []
-        plan_text: list[str] = []
-        cpu = 0.0
-        for i, q in enumerate(qs):
-            items = parse_qsl(url(q).split("?", 1)[1])
-            parsed = parse_search((q["path"],), items, ctx, count=20, max_count=1000)
-            c, t = time.process_time(), time.perf_counter()
-            await system.store.search(tenant, parsed.plan)
-            times.append((time.perf_counter() - t) * 1000)
-            cpu += time.process_time() - c
-            if i == 0:
-                plan_text = await system.store.explain(tenant, parsed.plan)  # type: ignore[attr-defined]
+        plans = [parse_search((q["path"],), parse_qsl(url(q).split("?", 1)[1]), ctx, count=20,
+                              max_count=1000).plan for q in qs]
+        statements = [hand_sql(kind, q, pid) for q in qs]
+        engine: list[float] = []
+        by_hand: list[float] = []
+        cpu = [0.0, 0.0]
+        for _ in range(passes):
+            for plan, (sql, params) in zip(plans, statements, strict=True):
+                c, t = time.process_time(), time.perf_counter()
+                await system.store.search(tenant, plan)
+                engine.append((time.perf_counter() - t) * 1000)
+                cpu[0] += time.process_time() - c
+                c, t = time.process_time(), time.perf_counter()
+                hand.execute(sql, params).fetchall()
+                by_hand.append((time.perf_counter() - t) * 1000)
+                cpu[1] += time.process_time() - c
+        plan_text = await system.store.explain(tenant, plans[0])  # type: ignore[attr-defined]
         await system.close()
-        return times, cpu / len(qs) * 1e6, plan_text
+        n = len(engine)
+        return ((*_pcts(engine[10:]), cpu[0] / n * 1e6), (*_pcts(by_hand[10:]), cpu[1] / n * 1e6),
+                plan_text)
 
-    times, cpu, plan_text = asyncio.run(run())
-    return (*_pcts(times[10:]), cpu), plan_text
+    try:
+        return asyncio.run(run())
+    finally:
+        hand.close()
 
 
 def run(patients: int = 20000, seconds: int = 8, data_root: Path | None = None) -> dict[str, Any]:
@@ -253,8 +252,7 @@ def run(patients: int = 20000, seconds: int = 8, data_root: Path | None = None) 
             for clients in (1, 16):
                 wrk(f"http://127.0.0.1:{port}/", "urls.lua", clients, 2, env)
                 http[clients] = wrk(f"http://127.0.0.1:{port}/", "urls.lua", clients, seconds, env)
-            engine, plan = time_engine(data, kind, items)
-            hand = time_hand_sql(db, kind, items, s["pid"])
+            engine, hand, plan = time_engine_and_hand(data, db, kind, items, s["pid"])
             rows.append({"query": kind, "http": http, "engine": engine, "hand": hand,
                          "plan": plan, "example": url(items[0])})
     finally:
