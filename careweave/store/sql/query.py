@@ -289,11 +289,16 @@ _CHEAP, _REFERRERS, _COSTLY = "cheap", "referrers", "costly"
 
 
 def _base_where(
-    compiler: Compiler, plan: QueryPlan, index: int | None, params: list[Any], cap: int | None = None
+    compiler: Compiler,
+    plan: QueryPlan,
+    index: int | None,
+    params: list[Any],
+    cap: int | None = None,
+    driven_by: str | None = None,
 ) -> tuple[list[str], str, str]:
     """The resource conditions with part ``index`` driving (None: none; ``cap``: at most that
-    many of its rows), the driver's name, and how costly the other parts are to check per
-    candidate (:data:`_CHEAP` ...)."""
+    many of its rows; ``driven_by``: its rows are in that table already, column ``rk``), the
+    driver's name, and how costly the other parts are to check per candidate (:data:`_CHEAP` ...)."""
     where = [compiler.tenant("r", params), "r.deleted = 0"]
     if plan.types:
         where.append(f"r.type IN ({', '.join('?' for _ in plan.types)})")
@@ -302,7 +307,9 @@ def _base_where(
     driver = "scan"
     if index is not None:
         atoms = _atoms(compiler, parts[index]) or []
-        if cap is None:
+        if driven_by is not None:
+            where.append(f"r.rk IN (SELECT rk FROM {driven_by})")
+        elif cap is None:
             where.append(f"r.rk IN ({_set_sql(compiler, atoms, params)})")
         else:
             where.append(f"r.rk IN ({_set_sql(compiler, atoms, params)} LIMIT ?)")
@@ -319,23 +326,38 @@ def _page_sql(compiler: Compiler, plan: QueryPlan, index: int | None, cap: int |
     """The page query: resource columns, then the sort keys, ``count + 1`` rows. With a ``cap``,
     the driver's rows are counted up to it in a last column (its probe) and the driver reads at
     most that many: the rows are the page when the count is below the cap."""
+    head = ""
+    head_params: list[Any] = []
     key_params: list[Any] = []
     keys = [_sort_expr(compiler, k, key_params) for k in plan.sort]
     columns = ", ".join([f"{k} AS k{i}" for i, k in enumerate(keys)])
+    driven_by = None
     if cap is not None and index is not None:
-        probe = _probe_sql(compiler, plan, index)
-        if probe is None:
+        part = _parts(plan.where)[index]
+        atoms = _atoms(compiler, part)
+        if atoms is None:
             raise ValueError("the part cannot drive")
-        columns += f"{', ' if columns else ''}({probe[0]}) AS n"
-        key_params += [*probe[1], cap]
+        if _likely_selective(part) >= 2:
+            # a driver that may have hundreds of rows is read once, into c, which is both counted
+            # and the candidates (its count is what the probe would count); a few rows are
+            # cheaper to read twice than to store
+            head = f"WITH c (rk) AS MATERIALIZED ({_set_sql(compiler, atoms, head_params)} LIMIT ?) "
+            head_params.append(cap)
+            columns += f"{', ' if columns else ''}(SELECT count(*) FROM c) AS n"
+            driven_by = "c"
+        else:
+            probe = _probe_sql(compiler, plan, index)
+            assert probe is not None
+            columns += f"{', ' if columns else ''}({probe[0]}) AS n"
+            key_params += [*probe[1], cap]
     where_params: list[Any] = []
-    where, driver, cheap = _base_where(compiler, plan, index, where_params, cap)
+    where, driver, cheap = _base_where(compiler, plan, index, where_params, cap, driven_by)
     inner = (
         "SELECT r.rk AS rk, r.type AS type, r.id AS id, r.version AS version, "
         f"r.updated_ms AS updated_ms, r.body AS body{', ' + columns if columns else ''} "
         f"FROM resource r WHERE {' AND '.join(where)}"
     )
-    params = [*key_params, *where_params]
+    params = [*head_params, *key_params, *where_params]
     outer_where = ""
     backwards = plan.before is not None
     cursor = plan.before if backwards else plan.after
@@ -346,7 +368,7 @@ def _page_sql(compiler: Compiler, plan: QueryPlan, index: int | None, cap: int |
         descending = k.descending != backwards
         order.append(f"q.k{i} {'DESC' if descending else 'ASC'}")
     order.append(f"q.rk {'DESC' if backwards else 'ASC'}")
-    sql = f"SELECT q.* FROM ({inner}) AS q{outer_where} ORDER BY {', '.join(order)} LIMIT ?"
+    sql = f"{head}SELECT q.* FROM ({inner}) AS q{outer_where} ORDER BY {', '.join(order)} LIMIT ?"
     params.append(derive(_plus_one, plan.count))
     return sql, params, (len(keys), driver, cheap)
 

@@ -332,7 +332,7 @@ def search_inline(
     try:
         compiler = Compiler(tid, pid_of)
         build = builder(compiler, plan, cache, generation)  # (the shape is looked up once)
-        found = _probed(conn, tid, pid_of, build, plan)
+        found = _probed(conn, tid, pid_of, build, plan) if plan.where is not None else None
         if found is not None:
             return found
         prepared = prepare_search(conn, compiler, plan, INLINE_CANDIDATES + 1, build=build)
