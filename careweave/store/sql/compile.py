@@ -97,6 +97,8 @@ _ROW_LOCAL = (
     QuantityMatch,
     UriMatch,
 )
+# conditions whose index rows can drive a search (their row keys are its candidates)
+_DRIVABLE = (*_ROW_LOCAL, TokenText, CompositeMatch, Near, Chain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,24 +588,7 @@ class Compiler:
 
     @staticmethod
     def drivable(pred: Predicate) -> bool:
-        return isinstance(
-            pred,
-            (
-                TokenMatch,
-                TokenText,
-                TokenIn,
-                StringMatch,
-                RefMatch,
-                RefIn,
-                DateMatch,
-                NumberMatch,
-                QuantityMatch,
-                UriMatch,
-                CompositeMatch,
-                Near,
-                Chain,
-            ),
-        )
+        return isinstance(pred, _DRIVABLE)
 
 
 def index_only(pred: Predicate) -> bool:
